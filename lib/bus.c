@@ -1,0 +1,54 @@
+/*
+ * bus.c - the bus: the channel map (cds_lfht, bp flavour) and counts of
+ * live objects so that closing it while in use fails cleanly.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* Any thread.  See fanq.h. */
+int fanq_bus_new(fanq_bus **out)
+{
+	struct fanq_bus *bus;
+
+	if (!out)
+		return FANQ_EINVAL;
+	bus = calloc(1, sizeof(*bus));
+	if (!bus)
+		return FANQ_ENOMEM;
+	bus->channels = cds_lfht_new_flavor(64, 64, 0,
+					    CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+					    &urcu_bp_flavor, NULL);
+	if (!bus->channels) {
+		free(bus);
+		return FANQ_ENOMEM;
+	}
+	*out = bus;
+	return 0;
+}
+
+/* Any thread, outside any fanq callback.  See fanq.h. */
+int fanq_bus_close(fanq_bus *bus)
+{
+	struct cds_lfht_iter it;
+	struct fanq_channel *ch;
+
+	if (!bus)
+		return FANQ_EINVAL;
+	if (atomic_load(&bus->live_subs) || atomic_load(&bus->channel_handles) ||
+	    atomic_load(&bus->live_groups))
+		return FANQ_EBUSY;
+	/* closed subscribers are freed from call_rcu callbacks; those may
+	 * queue segment frees of their own: wait twice */
+	urcu_bp_barrier();
+	urcu_bp_barrier();
+	urcu_bp_read_lock();
+	cds_lfht_for_each_entry(bus->channels, &it, ch, hnode) {
+		cds_lfht_del(bus->channels, &ch->hnode);
+		free(ch); /* no handle, no member: nobody can reach it */
+	}
+	urcu_bp_read_unlock();
+	cds_lfht_destroy(bus->channels, NULL);
+	free(bus);
+	return 0;
+}

@@ -1,0 +1,236 @@
+/*
+ * channel.c - named channels, their order, and the fan-out.
+ *
+ * Every change to a channel (publish, subscribe, unsubscribe) is an
+ * operation appended to the channel's wfcqueue: a wait-free enqueue by
+ * any thread.  The thread that then wins the channel's `fanning` flag
+ * applies queued operations in order until the queue is empty; the
+ * others return at once (their operation is applied by that thread,
+ * right after the ones ahead of it).  So:
+ *  - a channel's sequence numbers are given in one order, and every
+ *    subscriber's lane receives a channel's messages in that order;
+ *  - the member list has one writer at a time (RCU list, no lock);
+ *  - no publisher ever waits for another publisher or a consumer.
+ *
+ * Handoff without loss: a thread that loses the flag CAS enqueued its
+ * operation before trying; the holder re-checks the queue after it
+ * clears the flag (both seq_cst), so it either sees that operation or
+ * the enqueuer's CAS comes after the clear and wins.
+ *
+ * Channels live until fanq_bus_close(); handles only count users.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static unsigned long name_hash(const char *name)
+{
+	unsigned long h = 1469598103934665603ul; /* FNV-1a */
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 1099511628211ul;
+	return h;
+}
+
+static int name_match(struct cds_lfht_node *node, const void *key)
+{
+	struct fanq_channel *ch = caa_container_of(node, struct fanq_channel, hnode);
+
+	return strcmp(ch->name, key) == 0;
+}
+
+static struct fanq_channel *channel_alloc(fanq_bus *bus, const char *name,
+					  size_t n)
+{
+	struct fanq_channel *ch = calloc(1, sizeof(*ch) + n + 1);
+
+	if (!ch)
+		return NULL;
+	ch->bus = bus;
+	memcpy(ch->name, name, n + 1);
+	__cds_wfcq_init(&ch->q_head, &ch->q_tail);
+	CDS_INIT_LIST_HEAD(&ch->members);
+	cds_lfht_node_init(&ch->hnode);
+	return ch;
+}
+
+/* Any thread.  Lock-free lookup; insert races resolve by add_unique. */
+int fanq_channel_open(fanq_bus *bus, const char *name, fanq_channel **out)
+{
+	struct cds_lfht_node *node;
+	struct fanq_channel *ch;
+	size_t n;
+	unsigned long h;
+
+	if (!bus || !name || !out)
+		return FANQ_EINVAL;
+	n = strnlen(name, FANQ_CHANNEL_NAME_MAX + 1);
+	if (n == 0 || n > FANQ_CHANNEL_NAME_MAX)
+		return FANQ_EINVAL;
+	ch = channel_alloc(bus, name, n);
+	if (!ch)
+		return FANQ_ENOMEM;
+	h = name_hash(name);
+	urcu_bp_read_lock();
+	node = cds_lfht_add_unique(bus->channels, h, name_match, name, &ch->hnode);
+	if (node != &ch->hnode) {
+		free(ch);
+		ch = caa_container_of(node, struct fanq_channel, hnode);
+	}
+	atomic_fetch_add(&ch->handles, 1);
+	atomic_fetch_add(&bus->channel_handles, 1);
+	urcu_bp_read_unlock();
+	*out = ch;
+	return 0;
+}
+
+/* Any thread, once per successful open. */
+void fanq_channel_release(fanq_channel *ch)
+{
+	if (!ch)
+		return;
+	atomic_fetch_sub(&ch->handles, 1);
+	atomic_fetch_sub(&ch->bus->channel_handles, 1);
+}
+
+const char *fanq_channel_name(const fanq_channel *ch)
+{
+	return ch ? ch->name : NULL;
+}
+
+uint64_t fanq_channel_last_seq(const fanq_channel *ch)
+{
+	return ch ? atomic_load_explicit(&ch->seq, memory_order_acquire) : 0;
+}
+
+/*
+ * Fan-out thread: give m its sequence and offer it to every member.
+ * res is the publisher's own result, non-NULL only when the thread that
+ * published m is the one applying it (never written from another thread).
+ */
+static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
+			  fanq_publish_result *res)
+{
+	struct member *mb;
+	uint32_t accepted = 0, dropped = 0;
+
+	m->seq = atomic_load_explicit(&ch->seq, memory_order_relaxed) + 1;
+	/* readers of fanq_channel_last_seq() see a seq only once given */
+	atomic_store_explicit(&ch->seq, m->seq, memory_order_release);
+	cds_list_for_each_entry_rcu(mb, &ch->members, node) {
+		int r = sub_offer(mb->link->sub_owner, mb->link, m);
+
+		accepted += !!(r & OFFER_ACCEPTED);
+		dropped += !!(r & OFFER_DROPPED);
+	}
+	if (res) {
+		res->seq = m->seq;
+		res->accepted = accepted;
+		res->dropped = dropped;
+		res->deferred = 0;
+	}
+	fanq_msg_release(m); /* the operation's reference */
+}
+
+static void member_free_rcu(struct rcu_head *head)
+{
+	struct member *mb = caa_container_of(head, struct member, rcu);
+	struct fanq_sub *s = mb->link->sub_owner;
+
+	FANQ_TSAN_ACQUIRE(mb);
+	free(mb);
+	sub_put(s); /* the reference the membership held */
+}
+
+/* Fan-out thread: apply one queued operation. */
+static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
+		     fanq_publish_result *res)
+{
+	struct member *mb;
+
+	switch (op->kind) {
+	case OP_PUBLISH:
+		apply_publish(ch, caa_container_of(op, fanq_msg, op),
+			      op == own ? res : NULL);
+		break;
+	case OP_SUBSCRIBE:
+		mb = caa_container_of(op, struct member, add);
+		mb->link->start_seq = atomic_load(&ch->seq) + 1;
+		cds_list_add_tail_rcu(&mb->node, &ch->members);
+		break;
+	case OP_UNSUBSCRIBE:
+		mb = caa_container_of(op, struct member, del);
+		cds_list_del_rcu(&mb->node);
+		FANQ_TSAN_RELEASE(mb);
+		urcu_bp_call_rcu(&mb->rcu, member_free_rcu);
+		break;
+	}
+}
+
+/* Fan-out thread: apply operations until the queue is empty. */
+static void drain_ops(struct fanq_channel *ch, struct op *own,
+		      fanq_publish_result *res)
+{
+	struct cds_wfcq_node *node;
+
+	urcu_bp_read_lock();
+	while ((node = __cds_wfcq_dequeue_blocking(&ch->q_head, &ch->q_tail)))
+		apply_op(ch, caa_container_of(node, struct op, node), own, res);
+	urcu_bp_read_unlock();
+}
+
+/*
+ * Any thread.  Appends op and, unless another thread is fanning out this
+ * channel, applies every queued operation.  Returns true when this thread
+ * applied op itself.  The only wait is inside the blocking dequeue, for an
+ * enqueuer between its two stores (see wfcqueue.h).
+ */
+static bool channel_run(struct fanq_channel *ch, struct op *op,
+			fanq_publish_result *res)
+{
+	bool applied = false;
+
+	cds_wfcq_node_init(&op->node);
+	cds_wfcq_enqueue(&ch->q_head, &ch->q_tail, &op->node); /* full barrier */
+	while (!cds_wfcq_empty(&ch->q_head, &ch->q_tail)) {
+		int idle = 0;
+
+		if (!atomic_compare_exchange_strong(&ch->fanning, &idle, 1))
+			return applied; /* the holder re-checks after clearing */
+		drain_ops(ch, op, res);
+		applied = true;
+		atomic_store(&ch->fanning, 0);
+		/* orders the clear before the emptiness re-check (which issues
+		 * no barrier); pairs with the enqueuer's xchg + CAS */
+		atomic_thread_fence(memory_order_seq_cst);
+	}
+	return applied;
+}
+
+void channel_queue_op(struct fanq_channel *ch, struct op *op)
+{
+	channel_run(ch, op, NULL);
+}
+
+/* Any thread; see fanq.h. */
+int fanq_publish(fanq_channel *ch, const void *data, size_t len,
+		 unsigned priority, fanq_publish_result *res)
+{
+	fanq_publish_result local;
+	fanq_msg *m;
+
+	if (!ch || (!data && len) || priority >= FANQ_PRIO_LEVELS)
+		return FANQ_EINVAL;
+	if (len > FANQ_MSG_MAX)
+		return FANQ_EMSGSIZE;
+	m = msg_new(ch, data, len, priority);
+	if (!m)
+		return FANQ_ENOMEM;
+	memset(&local, 0, sizeof(local));
+	local.deferred = 1; /* until this thread applies m itself */
+	channel_run(ch, &m->op, &local);
+	if (res)
+		*res = local;
+	return 0;
+}

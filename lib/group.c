@@ -1,0 +1,145 @@
+/*
+ * group.c - consumer groups: one eventfd and one ready list for all the
+ * subscribers an I/O thread owns.
+ *
+ * Readiness protocol (no lost wakeup):
+ *  1. A fan-out thread pushes a message, then exchanges sub->ready 0->1
+ *     (seq_cst).  Only the thread that saw 0 enqueues the subscriber on
+ *     the group's wfcqueue, and writes the eventfd if the queue was empty.
+ *  2. The owner, in fanq_group_next_ready(), dequeues a subscriber and
+ *     stores ready = 0 (seq_cst) before returning it; the host then drains.
+ *     A push after that store sees 0 and enqueues again; a push before it
+ *     is visible to the drain that follows.
+ *  3. When the list looks empty the owner reads the eventfd (resetting it)
+ *     and looks again, so a signal consumed by that read always comes with
+ *     a subscriber the second look finds.
+ * The ready list holds a reference on each subscriber queued on it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct fanq_group {
+	struct __cds_wfcq_head q_head; /* dequeued by the owner only */
+	struct cds_wfcq_tail q_tail;
+	fanq_bus *bus;
+	int efd;
+	atomic_uint attached;
+};
+
+/* Any thread.  See fanq.h. */
+int fanq_group_new(fanq_bus *bus, fanq_group **out)
+{
+	struct fanq_group *g;
+
+	if (!bus || !out)
+		return FANQ_EINVAL;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return FANQ_ENOMEM;
+	g->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (g->efd < 0) {
+		free(g);
+		return FANQ_ESYS;
+	}
+	g->bus = bus;
+	__cds_wfcq_init(&g->q_head, &g->q_tail);
+	atomic_fetch_add(&bus->live_groups, 1);
+	*out = g;
+	return 0;
+}
+
+int fanq_group_fd(const fanq_group *g)
+{
+	return g ? g->efd : FANQ_EINVAL;
+}
+
+/* Owner thread, before the subscriber is subscribed anywhere. */
+int fanq_group_attach(fanq_group *g, fanq_sub *s)
+{
+	if (!g || !s || g->bus != s->bus)
+		return FANQ_EINVAL;
+	if (s->closed)
+		return FANQ_ECLOSED;
+	if (s->group || s->links)
+		return FANQ_EBUSY;
+	s->group = g;
+	atomic_fetch_add(&g->attached, 1);
+	/* data queued before attaching would never be signalled */
+	if (atomic_load(&s->msgs) || s->npending)
+		sub_notify_group(s);
+	return 0;
+}
+
+/* Owner thread, from fanq_sub_close(). */
+void group_detach(struct fanq_group *g)
+{
+	atomic_fetch_sub(&g->attached, 1);
+}
+
+/* Fan-out thread (step 1 above): s is ready; it was not queued. */
+void group_enqueue(struct fanq_group *g, struct fanq_sub *s)
+{
+	static const uint64_t one = 1;
+
+	sub_get(s);
+	cds_wfcq_node_init(&s->ready_node);
+	if (cds_wfcq_enqueue(&g->q_head, &g->q_tail, &s->ready_node))
+		return; /* not empty before: the owner will get to it */
+	while (write(g->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+static struct fanq_sub *group_dequeue(struct fanq_group *g)
+{
+	struct cds_wfcq_node *n = __cds_wfcq_dequeue_blocking(&g->q_head, &g->q_tail);
+
+	return n ? caa_container_of(n, struct fanq_sub, ready_node) : NULL;
+}
+
+/* Owner thread.  See fanq.h and steps 2-3 above. */
+int fanq_group_next_ready(fanq_group *g, fanq_sub **out)
+{
+	struct fanq_sub *s;
+	uint64_t v;
+
+	if (!g || !out)
+		return FANQ_EINVAL;
+	for (;;) {
+		s = group_dequeue(g);
+		if (!s) {
+			while (read(g->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+				;
+			s = group_dequeue(g);
+		}
+		if (!s)
+			return FANQ_EAGAIN;
+		atomic_store(&s->ready, 0);
+		if (!s->closed)
+			break;
+		sub_put(s); /* closed by the owner while queued */
+	}
+	sub_put(s); /* the host holds its own reference until close */
+	*out = s;
+	return 0;
+}
+
+/* Owner thread.  Fails with FANQ_EBUSY while subscribers are attached. */
+int fanq_group_close(fanq_group *g)
+{
+	struct fanq_sub *s;
+
+	if (!g)
+		return FANQ_EINVAL;
+	if (atomic_load(&g->attached))
+		return FANQ_EBUSY;
+	while ((s = group_dequeue(g)))
+		sub_put(s);
+	close(g->efd);
+	atomic_fetch_sub(&g->bus->live_groups, 1);
+	free(g);
+	return 0;
+}

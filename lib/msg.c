@@ -1,0 +1,72 @@
+/*
+ * msg.c - messages: one allocation holding header and payload, shared by
+ * every subscriber that queues it, freed by the last reference.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Publisher.  One reference, owned by the caller. */
+fanq_msg *msg_new(struct fanq_channel *ch, const void *data, size_t len,
+		  unsigned prio)
+{
+	fanq_msg *m = malloc(sizeof(*m) + len);
+
+	if (!m)
+		return NULL;
+	m->op.kind = OP_PUBLISH;
+	atomic_init(&m->refs, 1);
+	m->len = (uint32_t)len;
+	m->prio = prio;
+	m->seq = 0;
+	m->ch = ch;
+	if (len)
+		memcpy(m->data, data, len);
+	return m;
+}
+
+const void *fanq_msg_data(const fanq_msg *m)
+{
+	return m ? m->data : NULL;
+}
+
+size_t fanq_msg_len(const fanq_msg *m)
+{
+	return m ? m->len : 0;
+}
+
+uint64_t fanq_msg_seq(const fanq_msg *m)
+{
+	return m ? m->seq : 0;
+}
+
+unsigned fanq_msg_priority(const fanq_msg *m)
+{
+	return m ? m->prio : 0;
+}
+
+const fanq_channel *fanq_msg_channel(const fanq_msg *m)
+{
+	return m ? m->ch : NULL;
+}
+
+/* Any thread holding a reference; lock-free. */
+void fanq_msg_ref(fanq_msg *m)
+{
+	if (m)
+		atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+/* Any thread holding a reference; the last one frees. */
+void fanq_msg_release(fanq_msg *m)
+{
+	if (!m)
+		return;
+	/* release: our reads of m happen before the free; pairs with the
+	 * acquire fence below in the thread that frees */
+	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_release) != 1)
+		return;
+	atomic_thread_fence(memory_order_acquire);
+	free(m);
+}
