@@ -129,7 +129,6 @@ int lane_push(struct lane *l, fanq_msg *m, uint64_t ord)
 		struct lane_slot *slot = &s->slot[t - s->base];
 
 		slot->ord = ord;
-		FANQ_TSAN_RELEASE(m);
 		/* publishes ord and the message; pairs with the acquire load
 		 * in lane_read() */
 		atomic_store_explicit(&slot->msg, m, memory_order_release);
@@ -165,7 +164,6 @@ static fanq_msg *lane_read(struct lane *l, uint64_t h, struct lane_seg **segp,
 	m = atomic_load_explicit(&s->slot[h - s->base].msg, memory_order_acquire);
 	if (!m)
 		return NULL; /* reserved, not yet written */
-	FANQ_TSAN_ACQUIRE(m);
 	*ord = s->slot[h - s->base].ord;
 	*segp = s;
 	return m;
