@@ -163,8 +163,10 @@ FANQ_API uint64_t fanq_sub_id(const fanq_sub *sub);
  * Limits and policy; any thread, at any time (publishers see the new
  * values on their next message; a lowered limit does not evict at once).
  * max_msgs 1..FANQ_QUEUE_MSGS_MAX, max_bytes >= 1.
- * Changing the number of lanes (e.g. to or from FANQ_PRIORITY) is only
- * allowed while the queue is empty (else FANQ_EBUSY).
+ * Changing the number of lanes (to or from FANQ_PRIORITY, or a custom
+ * policy with another level count) is only allowed before the first
+ * fanq_subscribe() (else FANQ_EBUSY): fan-out threads may be pushing
+ * into the lanes at any later time.
  */
 FANQ_API int fanq_sub_set_limits(fanq_sub *sub, uint64_t max_msgs,
 				 uint64_t max_bytes);

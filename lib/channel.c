@@ -43,7 +43,7 @@ static int name_match(struct cds_lfht_node *node, const void *key)
 static struct fanq_channel *channel_alloc(fanq_bus *bus, const char *name,
 					  size_t n)
 {
-	struct fanq_channel *ch = calloc(1, sizeof(*ch) + n + 1);
+	struct fanq_channel *ch = fanq_zalloc_aligned(sizeof(*ch) + n + 1);
 
 	if (!ch)
 		return NULL;
@@ -72,11 +72,13 @@ int fanq_channel_open(fanq_bus *bus, const char *name, fanq_channel **out)
 	if (!ch)
 		return FANQ_ENOMEM;
 	h = name_hash(name);
+	FANQ_TSAN_RELEASE(ch);
 	urcu_bp_read_lock();
 	node = cds_lfht_add_unique(bus->channels, h, name_match, name, &ch->hnode);
 	if (node != &ch->hnode) {
 		free(ch);
 		ch = caa_container_of(node, struct fanq_channel, hnode);
+		FANQ_TSAN_ACQUIRE(ch);
 	}
 	atomic_fetch_add(&ch->handles, 1);
 	atomic_fetch_add(&bus->channel_handles, 1);
@@ -119,6 +121,7 @@ static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 	/* readers of fanq_channel_last_seq() see a seq only once given */
 	atomic_store_explicit(&ch->seq, m->seq, memory_order_release);
 	cds_list_for_each_entry_rcu(mb, &ch->members, node) {
+		FANQ_TSAN_ACQUIRE(mb);
 		int r = sub_offer(mb->link->sub_owner, mb->link, m);
 
 		accepted += !!(r & OFFER_ACCEPTED);
@@ -136,9 +139,10 @@ static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 static void member_free_rcu(struct rcu_head *head)
 {
 	struct member *mb = caa_container_of(head, struct member, rcu);
-	struct fanq_sub *s = mb->link->sub_owner;
+	struct fanq_sub *s;
 
 	FANQ_TSAN_ACQUIRE(mb);
+	s = mb->link->sub_owner;
 	free(mb);
 	sub_put(s); /* the reference the membership held */
 }
@@ -157,6 +161,7 @@ static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
 	case OP_SUBSCRIBE:
 		mb = caa_container_of(op, struct member, add);
 		mb->link->start_seq = atomic_load(&ch->seq) + 1;
+		FANQ_TSAN_RELEASE(mb);
 		cds_list_add_tail_rcu(&mb->node, &ch->members);
 		break;
 	case OP_UNSUBSCRIBE:
@@ -175,8 +180,10 @@ static void drain_ops(struct fanq_channel *ch, struct op *own,
 	struct cds_wfcq_node *node;
 
 	urcu_bp_read_lock();
-	while ((node = __cds_wfcq_dequeue_blocking(&ch->q_head, &ch->q_tail)))
+	while ((node = __cds_wfcq_dequeue_blocking(&ch->q_head, &ch->q_tail))) {
+		FANQ_TSAN_ACQUIRE(caa_container_of(node, struct op, node));
 		apply_op(ch, caa_container_of(node, struct op, node), own, res);
+	}
 	urcu_bp_read_unlock();
 }
 
@@ -192,6 +199,7 @@ static bool channel_run(struct fanq_channel *ch, struct op *op,
 	bool applied = false;
 
 	cds_wfcq_node_init(&op->node);
+	FANQ_TSAN_RELEASE(op); /* liburcu's asm atomics are invisible to TSan */
 	cds_wfcq_enqueue(&ch->q_head, &ch->q_tail, &op->node); /* full barrier */
 	while (!cds_wfcq_empty(&ch->q_head, &ch->q_tail)) {
 		int idle = 0;

@@ -47,13 +47,16 @@ static int sub_fill(struct fanq_sub *s)
 	if (s->npending)
 		return 0;
 	urcu_bp_read_lock();
-	while (lane-- > 0 && !(m = lane_take(&s->lanes[lane], &ord)))
+	while (lane-- > 0 && !(m = lane_take(&s->lanes[lane], &ord, false)))
 		;
+	if (m) { /* release the room at once: a full drop-oldest publisher
+		    may be waiting to evict */
+		atomic_fetch_add_explicit(&s->held, 1, memory_order_relaxed);
+		sub_unreserve(s, m->len);
+	}
 	urcu_bp_read_unlock();
 	if (!m)
 		return FANQ_EAGAIN;
-	atomic_fetch_add_explicit(&s->held, 1, memory_order_relaxed);
-	sub_unreserve(s, m->len);
 	take_entries(s, lane, m, ord);
 	return 0;
 }

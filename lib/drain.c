@@ -139,6 +139,16 @@ int fanq_sub_drain_iov(fanq_sub *s, struct iovec *iov, int iovmax, size_t max_by
 	return cnt;
 }
 
+/* Consumer: bytes handed out and not yet committed. */
+static size_t drain_pending_bytes(const struct drain *d)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; d && i < d->n; i++)
+		n += item_len(d, &d->items[i]);
+	return d ? n - d->off : 0;
+}
+
 /* Consumer: the first held item was fully written. */
 static void drain_pop(struct fanq_sub *s, struct drain *d)
 {
@@ -164,6 +174,8 @@ int fanq_sub_drain_commit(fanq_sub *s, size_t written)
 	if (s->closed)
 		return FANQ_ECLOSED;
 	d = s->drain;
+	if (written > drain_pending_bytes(d))
+		return FANQ_EINVAL; /* more than was handed out: change nothing */
 	while (d && d->n) {
 		size_t left = item_len(d, &d->items[0]) - d->off;
 
@@ -174,7 +186,7 @@ int fanq_sub_drain_commit(fanq_sub *s, size_t written)
 		written -= left;
 		drain_pop(s, d);
 	}
-	return written ? FANQ_EINVAL : 0;
+	return 0;
 }
 
 /* Last reference: entries held for writing are dropped. */

@@ -27,6 +27,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <urcu/urcu-bp.h>
 #include <urcu/list.h>
@@ -38,6 +40,17 @@
 
 #define FANQ_CACHELINE 64
 #define FANQ_ALIGNED __attribute__((aligned(FANQ_CACHELINE)))
+
+/* calloc() for structs with cache-line aligned members. */
+static inline void *fanq_zalloc_aligned(size_t size)
+{
+	void *p;
+
+	size = (size + FANQ_CACHELINE - 1) & ~(size_t)(FANQ_CACHELINE - 1);
+	if (posix_memalign(&p, FANQ_CACHELINE, size))
+		return NULL;
+	return memset(p, 0, size);
+}
 
 #ifdef FANQ_TSAN
 void __tsan_acquire(void *addr);
@@ -105,7 +118,10 @@ struct lane {
 };
 
 int lane_push(struct lane *l, fanq_msg *m, uint64_t ord);
-fanq_msg *lane_take(struct lane *l, uint64_t *ord);
+/* A slot an evictor claimed before its producer wrote it. */
+#define LANE_EVICTED ((fanq_msg *)1)
+
+fanq_msg *lane_take(struct lane *l, uint64_t *ord, bool evict);
 fanq_msg *lane_peek(struct lane *l, uint64_t *ord);
 uint64_t lane_depth(const struct lane *l);
 uint64_t lane_destroy(struct lane *l);

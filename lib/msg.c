@@ -65,8 +65,14 @@ void fanq_msg_release(fanq_msg *m)
 		return;
 	/* release: our reads of m happen before the free; pairs with the
 	 * acquire fence below in the thread that frees */
+#ifdef FANQ_TSAN
+	/* TSan does not model fences: same ordering, spelled on the RMW */
+	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+		return;
+#else
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_release) != 1)
 		return;
 	atomic_thread_fence(memory_order_acquire);
+#endif
 	free(m);
 }

@@ -128,11 +128,17 @@ int lane_push(struct lane *l, fanq_msg *m, uint64_t ord)
 			continue;
 		struct lane_slot *slot = &s->slot[t - s->base];
 
+		fanq_msg *expect = NULL;
+
 		slot->ord = ord;
 		/* publishes ord and the message; pairs with the acquire load
-		 * in lane_read() */
-		atomic_store_explicit(&slot->msg, m, memory_order_release);
-		return 0;
+		 * in lane_read().  Fails only if an evictor already claimed
+		 * the slot (LANE_EVICTED): the message was dropped in flight */
+		if (atomic_compare_exchange_strong_explicit(&slot->msg, &expect, m,
+							    memory_order_acq_rel,
+							    memory_order_acquire))
+			return 0;
+		return FANQ_ECLOSED;
 	}
 }
 
@@ -160,12 +166,12 @@ static fanq_msg *lane_read(struct lane *l, uint64_t h, struct lane_seg **segp,
 	s = lane_find_head_seg(l, h);
 	if (!s)
 		return NULL;
-	/* pairs with the release store in lane_push() */
+	/* pairs with the release CAS in lane_push() */
 	m = atomic_load_explicit(&s->slot[h - s->base].msg, memory_order_acquire);
-	if (!m)
-		return NULL; /* reserved, not yet written */
-	*ord = s->slot[h - s->base].ord;
 	*segp = s;
+	if (!m || m == LANE_EVICTED)
+		return m; /* reserved and not yet written, or evicted so */
+	*ord = s->slot[h - s->base].ord;
 	return m;
 }
 
@@ -200,27 +206,48 @@ static void lane_retire(struct lane *l, struct lane_seg *s)
 	urcu_bp_call_rcu(&s->rcu, seg_free_rcu);
 }
 
+/* Taker: claim index h of segment s; the claimer of a last slot retires. */
+static bool lane_claim(struct lane *l, uint64_t h, struct lane_seg *s)
+{
+	if (!atomic_compare_exchange_strong_explicit(&l->head, &h, h + 1,
+						     memory_order_acq_rel,
+						     memory_order_relaxed))
+		return false;
+	if (h == s->base + LANE_SEG - 1)
+		lane_retire(l, s);
+	return true;
+}
+
 /*
  * Consumer or evictor, inside rcu_read_lock.  Takes the oldest entry and
  * the caller gets the lane's reference.  NULL when empty or when the
- * oldest entry is still being written.  Lock-free: a failed CAS means
- * another taker made progress.
+ * oldest entry is still being written.  With `evict`, a slot still being
+ * written is claimed as LANE_EVICTED instead (its producer then counts the
+ * drop and releases the room) and LANE_EVICTED is returned.  Lock-free: a
+ * failed CAS means another taker made progress.
  */
-fanq_msg *lane_take(struct lane *l, uint64_t *ord)
+fanq_msg *lane_take(struct lane *l, uint64_t *ord, bool evict)
 {
 	for (;;) {
 		uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
 		struct lane_seg *s = NULL;
 		fanq_msg *m = lane_read(l, h, &s, ord);
 
+		if (!m && s && evict) {
+			fanq_msg *expect = NULL;
+
+			atomic_compare_exchange_strong(&s->slot[h - s->base].msg,
+						       &expect, LANE_EVICTED);
+			m = expect ? expect : LANE_EVICTED;
+			if (m != LANE_EVICTED)
+				continue; /* written meanwhile: read it again */
+		}
 		if (!m)
 			return NULL;
-		if (!atomic_compare_exchange_strong_explicit(&l->head, &h, h + 1,
-							     memory_order_acq_rel,
-							     memory_order_relaxed))
+		if (!lane_claim(l, h, s))
 			continue;
-		if (h == s->base + LANE_SEG - 1)
-			lane_retire(l, s);
+		if (m == LANE_EVICTED && !evict)
+			continue; /* skip what an evictor dropped in flight */
 		return m;
 	}
 }
@@ -228,9 +255,10 @@ fanq_msg *lane_take(struct lane *l, uint64_t *ord)
 /* Consumer, inside rcu_read_lock: the oldest entry, not taken, no ref. */
 fanq_msg *lane_peek(struct lane *l, uint64_t *ord)
 {
-	struct lane_seg *s;
+	struct lane_seg *s = NULL;
+	fanq_msg *m = lane_read(l, atomic_load(&l->head), &s, ord);
 
-	return lane_read(l, atomic_load(&l->head), &s, ord);
+	return m == LANE_EVICTED ? NULL : m;
 }
 
 /* Any thread: entries reserved and not taken (may include one in flight). */
@@ -257,7 +285,11 @@ uint64_t lane_destroy(struct lane *l)
 		struct lane_seg *n = atomic_load(&s->next);
 
 		for (; h < t && h < s->base + LANE_SEG; h++) {
-			fanq_msg_release(atomic_load(&s->slot[h - s->base].msg));
+			fanq_msg *m = atomic_load(&s->slot[h - s->base].msg);
+
+			if (m == LANE_EVICTED)
+				continue;
+			fanq_msg_release(m);
 			released++;
 		}
 		free(s);

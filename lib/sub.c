@@ -34,11 +34,11 @@ int fanq_sub_new(fanq_bus *bus, fanq_sub **out)
 
 	if (!bus || !out)
 		return FANQ_EINVAL;
-	s = calloc(1, sizeof(*s));
+	s = fanq_zalloc_aligned(sizeof(*s));
 	if (!s)
 		goto fail;
 	s->levels = 1;
-	s->lanes = calloc(1, sizeof(*s->lanes));
+	s->lanes = fanq_zalloc_aligned(sizeof(*s->lanes));
 	s->policy = policy_new(FANQ_DROP_NEW, NULL);
 	if (!s->lanes || !s->policy)
 		goto fail;
@@ -140,7 +140,10 @@ int fanq_sub_set_limits(fanq_sub *s, uint64_t max_msgs, uint64_t max_bytes)
 
 static void policy_free_rcu(struct rcu_head *head)
 {
-	free(caa_container_of(head, struct policy, rcu));
+	struct policy *p = caa_container_of(head, struct policy, rcu);
+
+	FANQ_TSAN_ACQUIRE(p);
+	free(p);
 }
 
 /*
@@ -156,11 +159,11 @@ static int sub_swap_policy(struct fanq_sub *s, struct policy *p)
 	if (levels != s->levels) {
 		struct lane *lanes;
 
-		if (s->links) {
+		if (s->links) { /* fan-out threads may be in the lanes */
 			free(p);
 			return FANQ_EBUSY;
 		}
-		lanes = calloc(levels, sizeof(*lanes));
+		lanes = fanq_zalloc_aligned(levels * sizeof(*lanes));
 		if (!lanes) {
 			free(p);
 			return FANQ_ENOMEM;
@@ -170,6 +173,7 @@ static int sub_swap_policy(struct fanq_sub *s, struct policy *p)
 		s->levels = levels;
 	}
 	old = atomic_exchange(&s->policy, p);
+	FANQ_TSAN_RELEASE(old);
 	urcu_bp_call_rcu(&old->rcu, policy_free_rcu);
 	return 0;
 }
@@ -226,7 +230,7 @@ int fanq_subscribe(fanq_sub *s, fanq_channel *ch)
 	if (!mb)
 		return FANQ_ENOMEM;
 	if (!lk) {
-		lk = calloc(1, sizeof(*lk));
+		lk = fanq_zalloc_aligned(sizeof(*lk));
 		if (!lk) {
 			free(mb);
 			return FANQ_ENOMEM;
@@ -303,10 +307,12 @@ void sub_count_drop(struct fanq_sub *s, enum fanq_drop_reason why)
 static bool sub_evict(struct fanq_sub *s, unsigned lane, const struct policy *p)
 {
 	uint64_t ord;
-	fanq_msg *m = lane_take(&s->lanes[lane], &ord);
+	fanq_msg *m = lane_take(&s->lanes[lane], &ord, true);
 
 	if (!m)
 		return false;
+	if (m == LANE_EVICTED)
+		return true; /* its producer counts the drop and frees the room */
 	sub_unreserve(s, m->len);
 	sub_count_drop(s, policy_evict_reason(p));
 	fanq_msg_release(m);
@@ -322,16 +328,25 @@ void sub_notify_group(struct fanq_sub *s)
 }
 
 /*
+ * How many times an offer re-checks a full subscriber whose oldest entry
+ * cannot be taken yet (reserved by another fan-out thread but not yet
+ * written, or being taken by the consumer): such room frees within a few
+ * instructions unless a thread is preempted there.
+ */
+#define OFFER_RETRIES 256
+
+/*
  * Fan-out thread of lk's channel, inside rcu_read_lock.  Offers m to s
  * under its policy; returns OFFER_* bits.  Lock-free: every loop
- * iteration either reserves room or evicts an entry.
+ * iteration reserves room, evicts an entry, or counts towards the bound.
  */
 int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 {
 	struct policy *p = atomic_load_explicit(&s->policy, memory_order_acquire);
 	unsigned lane = policy_lane(p, s->levels, m);
 	uint64_t ord = ++lk->prod_ord[lane];
-	int r = 0;
+	enum fanq_drop_reason why = FANQ_DROP_FULL_NEW;
+	int r = 0, retries = 0;
 
 	atomic_fetch_add_explicit(&s->enqueued, 1, memory_order_relaxed);
 	if (m->len > atomic_load_explicit(&s->max_bytes, memory_order_relaxed))
@@ -339,12 +354,28 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 	while (!sub_reserve(s, m->len)) {
 		int victim = policy_on_full(p, s, m, lane);
 
-		if (victim < 0 || !sub_evict(s, (unsigned)victim, p))
+		if (victim >= 0 && sub_evict(s, (unsigned)victim, p)) {
+			r = OFFER_DROPPED;
+			continue;
+		}
+		if (victim < 0 || ++retries > OFFER_RETRIES) {
+			/* the policy's own choice is its reason */
+			if (p->kind == FANQ_PRIORITY || p->kind == FANQ_CUSTOM)
+				why = FANQ_DROP_EVICTED_PRIORITY;
 			goto reject;
-		r = OFFER_DROPPED;
+		}
+		caa_cpu_relax();
 	}
 	fanq_msg_ref(m);
-	if (lane_push(&s->lanes[lane], m, ord) != 0) {
+	switch (lane_push(&s->lanes[lane], m, ord)) {
+	case 0:
+		break;
+	case FANQ_ECLOSED: /* evicted by another fan-out thread in flight */
+		sub_unreserve(s, m->len);
+		fanq_msg_release(m);
+		sub_count_drop(s, policy_evict_reason(p));
+		return OFFER_DROPPED;
+	default:
 		sub_unreserve(s, m->len);
 		fanq_msg_release(m);
 		goto reject;
@@ -353,7 +384,7 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 		sub_notify_group(s);
 	return r | OFFER_ACCEPTED;
 reject:
-	sub_count_drop(s, FANQ_DROP_FULL_NEW);
+	sub_count_drop(s, why);
 	return OFFER_DROPPED;
 }
 

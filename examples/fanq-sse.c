@@ -1,0 +1,400 @@
+/*
+ * fanq-sse - a Server-Sent Events server on fanq, in one binary.
+ *
+ *   GET  /events?channel=a[,b...][&policy=P]   text/event-stream
+ *   POST /publish?channel=a[&priority=P]       body -> every subscriber
+ *                                   (P: 0 .. FANQ_PRIO_LEVELS-1, default 0)
+ *   GET  /metrics                              Prometheus text
+ *
+ * Each of --threads workers owns an epoll loop, a fanq_group and the
+ * connections it accepted (sse-worker.c).  This file holds what they
+ * share: options, the channel table and /metrics, plus main().  Functions
+ * without a thread named in their comment are startup or shutdown steps
+ * and run in the main thread.
+ */
+#include "sse.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char _usage[] =
+	"usage: fanq-sse --port P [--threads N] [--queue-max MSGS]\n"
+	"                [--queue-bytes BYTES] [--policy drop-new|drop-oldest|priority]\n"
+	"                [--bind ADDR] [--keepalive SECS] [--max-body BYTES]\n"
+	"\n"
+	"  --port P         TCP port (0: any free port, printed at start)\n"
+	"  --threads N      I/O threads, each with its own epoll loop (default 2)\n"
+	"  --queue-max M    per-connection queue limit in messages (default %u)\n"
+	"  --queue-bytes B  per-connection queue limit in bytes (default %u)\n"
+	"  --policy P       what a full queue drops (default drop-new);\n"
+	"                   /events?policy=P overrides it per connection\n"
+	"  --bind ADDR      listen address (default 127.0.0.1)\n"
+	"  --keepalive S    idle /events get a comment every S s (default 15)\n"
+	"  --max-body B     larger POST bodies get 413 (default 1 MiB)\n"
+	"\n"
+	"  GET /events?channel=a,b   POST /publish?channel=a[&priority=0..%u]\n"
+	"  GET /metrics\n";
+
+/* --------------------------------------------------- shared helpers */
+
+/* Any thread. */
+bool sse_channel_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > SSE_CHANNEL_NAME_MAX)
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyz"
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+/* Any thread.  Returns 0, or -1 for an unknown name. */
+int sse_policy_parse(const char *s, enum fanq_policy_kind *out)
+{
+	if (!strcmp(s, "drop-new"))
+		*out = FANQ_DROP_NEW;
+	else if (!strcmp(s, "drop-oldest"))
+		*out = FANQ_DROP_OLDEST;
+	else if (!strcmp(s, "priority"))
+		*out = FANQ_PRIORITY;
+	else
+		return -1;
+	return 0;
+}
+
+/*
+ * The server's handle for a channel, opened on first use and kept until
+ * exit; the caller does not release it.  Any worker thread (takes the
+ * table's mutex).  Returns 0, a FANQ_E* code, or FANQ_ENOMEM when
+ * SSE_CHANNELS_MAX channels are open already.
+ */
+int sse_channel_get(struct server *srv, const char *name, fanq_channel **out)
+{
+	struct channel_table *t = &srv->channels;
+	unsigned i;
+	int rc = 0;
+
+	pthread_mutex_lock(&t->mu);
+	for (i = 0; i < t->n && strcmp(t->slot[i].name, name); i++)
+		;
+	if (i == t->n) {
+		if (t->n == SSE_CHANNELS_MAX)
+			rc = FANQ_ENOMEM;
+		else
+			rc = fanq_channel_open(srv->bus, name, &t->slot[i].ch);
+		if (rc == 0) {
+			strcpy(t->slot[i].name, name);
+			t->n++;
+		}
+	}
+	if (rc == 0)
+		*out = t->slot[i].ch;
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+/* Main thread, after the workers stopped. */
+static void _channels_release(struct channel_table *t)
+{
+	unsigned i;
+
+	for (i = 0; i < t->n; i++)
+		fanq_channel_release(t->slot[i].ch);
+	t->n = 0;
+}
+
+/* ------------------------------------------------------------ metrics */
+
+/* Every worker's mutex, in index order, so no connection moves meanwhile. */
+static void _totals_collect(struct server *srv, struct sse_totals *t)
+{
+	int i, r;
+
+	memset(t, 0, sizeof(*t));
+	for (i = 0; i < srv->opt.threads; i++)
+		pthread_mutex_lock(&srv->workers[i].mu);
+	t->enqueued = atomic_load(&srv->closed.enqueued);
+	t->delivered = atomic_load(&srv->closed.delivered);
+	for (r = 0; r < FANQ_DROP_REASONS; r++)
+		t->dropped[r] = atomic_load(&srv->closed.dropped[r]);
+	for (i = 0; i < srv->opt.threads; i++)
+		worker_totals_add(&srv->workers[i], t);
+	for (i = srv->opt.threads - 1; i >= 0; i--)
+		pthread_mutex_unlock(&srv->workers[i].mu);
+}
+
+static void _metric(FILE *f, const char *name, const char *type,
+		    const char *help, uint64_t v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name,
+		type, name, (unsigned long long)v);
+}
+
+/*
+ * Write the Prometheus text exposition of the server's counters.  Any
+ * worker thread; takes every worker's mutex briefly.
+ */
+void sse_metrics_write(struct server *srv, FILE *f)
+{
+	static const char *const reason[FANQ_DROP_REASONS] = {
+		"full_new", "evicted_oldest", "evicted_priority", "unsubscribed",
+	};
+	struct sse_totals t;
+	int r;
+
+	_totals_collect(srv, &t);
+	_metric(f, "fanq_sse_connections", "gauge",
+		"Open /events connections.", t.connections);
+	_metric(f, "fanq_sse_connections_total", "counter",
+		"/events connections accepted.",
+		atomic_load(&srv->connections_total));
+	_metric(f, "fanq_sse_publishes_total", "counter",
+		"Messages published with POST /publish.",
+		atomic_load(&srv->publishes));
+	_metric(f, "fanq_sse_enqueued_total", "counter",
+		"Messages offered to subscriber queues.", t.enqueued);
+	_metric(f, "fanq_sse_deliveries_total", "counter",
+		"Messages written whole to /events sockets.", t.delivered);
+	fprintf(f, "# HELP fanq_sse_drops_total Messages dropped, by reason.\n"
+		"# TYPE fanq_sse_drops_total counter\n");
+	for (r = 0; r < FANQ_DROP_REASONS; r++)
+		fprintf(f, "fanq_sse_drops_total{reason=\"%s\"} %llu\n",
+			reason[r], (unsigned long long)t.dropped[r]);
+	_metric(f, "fanq_sse_queue_depth_sum", "gauge",
+		"Messages queued, over all connections.", t.depth_sum);
+	_metric(f, "fanq_sse_queue_depth_max", "gauge",
+		"Messages queued on the most backlogged connection.", t.depth_max);
+}
+
+/* ------------------------------------------------------------- startup */
+
+static int _parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static void _usage_exit(FILE *f, int rc)
+{
+	fprintf(f, _usage, FANQ_DEFAULT_QUEUE_MSGS, FANQ_DEFAULT_QUEUE_BYTES,
+		FANQ_PRIO_LEVELS - 1);
+	exit(rc);
+}
+
+/* One option; returns 0 or -1 for a bad value. */
+static int _parse_option(int opt, const char *arg, struct options *o)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case 'p':
+		if (_parse_u64(arg, 0, 65535, &v))
+			return -1;
+		o->port = (int)v;
+		return 0;
+	case 't':
+		if (_parse_u64(arg, 1, 256, &v))
+			return -1;
+		o->threads = (int)v;
+		return 0;
+	case 'm':
+		return _parse_u64(arg, 1, FANQ_QUEUE_MSGS_MAX, &o->queue_max);
+	case 'b':
+		return _parse_u64(arg, 1, UINT64_MAX, &o->queue_bytes);
+	case 'P':
+		return sse_policy_parse(arg, &o->policy);
+	case 'B':
+		o->bind = arg;
+		return 0;
+	case 'k':
+		if (_parse_u64(arg, 1, 86400, &v))
+			return -1;
+		o->keepalive_ms = (int64_t)v * 1000;
+		return 0;
+	case 'x':
+		if (_parse_u64(arg, 0, SSE_BODY_MAX_LIMIT, &v))
+			return -1;
+		o->body_max = (size_t)v;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static void _parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "queue-max", required_argument, NULL, 'm' },
+		{ "queue-bytes", required_argument, NULL, 'b' },
+		{ "policy", required_argument, NULL, 'P' },
+		{ "bind", required_argument, NULL, 'B' },
+		{ "keepalive", required_argument, NULL, 'k' },
+		{ "max-body", required_argument, NULL, 'x' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	*o = (struct options){ .bind = "127.0.0.1", .port = -1, .threads = 2,
+			       .queue_max = FANQ_DEFAULT_QUEUE_MSGS,
+			       .queue_bytes = FANQ_DEFAULT_QUEUE_BYTES,
+			       .policy = FANQ_DROP_NEW, .keepalive_ms = 15000,
+			       .body_max = 1u << 20 };
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			_usage_exit(stdout, 0);
+		if (_parse_option(opt, optarg, o)) {
+			if (opt != '?')
+				fprintf(stderr, "fanq-sse: bad value '%s'\n", optarg);
+			_usage_exit(stderr, 2);
+		}
+	}
+	if (optind != argc || o->port < 0)
+		_usage_exit(stderr, 2);
+}
+
+/* Non-blocking listening socket; prints the address actually bound. */
+static int _listen(const struct options *o)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICHOST };
+	struct addrinfo *ai;
+	char port[8], host[NI_MAXHOST], serv[NI_MAXSERV];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd, one = 1, rc;
+
+	snprintf(port, sizeof(port), "%d", o->port);
+	rc = getaddrinfo(o->bind, port, &hints, &ai);
+	if (rc) {
+		fprintf(stderr, "fanq-sse: --bind %s: %s\n", o->bind, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) ||
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
+			sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV)) {
+		perror("fanq-sse: listen");
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	} else {
+		printf("fanq-sse: listening on %s port %s, %d threads\n", host,
+		       serv, o->threads);
+		fflush(stdout);
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/* Stop workers [0, started) and release [started, n). */
+static void _workers_unwind(struct server *srv, int started, int n)
+{
+	int i;
+
+	atomic_store(&srv->stop, true);
+	for (i = 0; i < n; i++) {
+		if (i < started)
+			worker_stop_and_join(&srv->workers[i]);
+		else
+			worker_release(&srv->workers[i]);
+	}
+	free(srv->workers);
+}
+
+/* Every worker is set up before any thread starts (see worker_init()). */
+static int _workers_start(struct server *srv)
+{
+	int i, n = srv->opt.threads;
+
+	srv->workers = calloc((size_t)n, sizeof(*srv->workers));
+	if (!srv->workers)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (worker_init(&srv->workers[i], srv)) {
+			_workers_unwind(srv, 0, i);
+			return -1;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (worker_start(&srv->workers[i])) {
+			_workers_unwind(srv, i, n);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void _workers_stop(struct server *srv)
+{
+	_workers_unwind(srv, srv->opt.threads, srv->opt.threads);
+}
+
+/* SIGINT/SIGTERM go to sigwait() in main only: block them everywhere. */
+static void _signals_block(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Main thread: serve until SIGINT/SIGTERM, then tear down in order. */
+static int _serve(struct server *srv)
+{
+	sigset_t set;
+	int sig, rc;
+	bool started;
+
+	_signals_block(&set);
+	started = _workers_start(srv) == 0;
+	if (started) {
+		sigwait(&set, &sig);
+		fprintf(stderr, "fanq-sse: %s, shutting down\n", strsignal(sig));
+		_workers_stop(srv);
+	}
+	_channels_release(&srv->channels);
+	rc = fanq_bus_close(srv->bus);
+	if (rc)
+		fprintf(stderr, "fanq-sse: fanq_bus_close: %s\n", fanq_strerror(rc));
+	return rc || !started;
+}
+
+int main(int argc, char **argv)
+{
+	static struct server srv;
+	int rc;
+
+	_parse_args(argc, argv, &srv.opt);
+	pthread_mutex_init(&srv.channels.mu, NULL);
+	srv.listen_fd = _listen(&srv.opt);
+	if (srv.listen_fd < 0)
+		return 1;
+	rc = fanq_bus_new(&srv.bus);
+	if (rc) {
+		fprintf(stderr, "fanq-sse: fanq_bus_new: %s\n", fanq_strerror(rc));
+		close(srv.listen_fd);
+		return 1;
+	}
+	rc = _serve(&srv);
+	close(srv.listen_fd);
+	return rc;
+}

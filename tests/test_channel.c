@@ -1,0 +1,395 @@
+/*
+ * Channels: names, sequence numbers, subscriptions, shared (zero-copy)
+ * messages, and GAP entries standing in for dropped messages.
+ */
+#include "test_util.h"
+
+START_TEST(test_open_same_name_same_channel)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *a = tu_channel_open(bus, "news");
+	fanq_channel *again = tu_channel_open(bus, "news");
+	fanq_channel *other = tu_channel_open(bus, "sport");
+
+	ck_assert_ptr_eq(a, again);
+	ck_assert_ptr_ne(a, other);
+	ck_assert_str_eq(fanq_channel_name(a), "news");
+	ck_assert_str_eq(fanq_channel_name(other), "sport");
+	fanq_channel_release(a);
+	fanq_channel_release(again);
+	fanq_channel_release(other);
+	tu_bus_close(bus);
+}
+END_TEST
+
+START_TEST(test_seq_starts_at_one_and_increases)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *ch = tu_channel_open(bus, "news");
+	fanq_channel *other = tu_channel_open(bus, "sport");
+	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 100, TU_BIG_BYTES);
+
+	ck_assert_int_eq(fanq_subscribe(sub, ch), 0);
+	ck_assert_uint_eq(fanq_channel_last_seq(ch), 0);
+	for (uint64_t i = 1; i <= 5; i++) {
+		ck_assert_uint_eq(tu_publish(ch, "x", 0).seq, i);
+		ck_assert_uint_eq(fanq_channel_last_seq(ch), i);
+	}
+	/* each channel has its own sequence */
+	ck_assert_uint_eq(tu_publish(other, "y", 0).seq, 1);
+	ck_assert_uint_eq(fanq_channel_last_seq(ch), 5);
+	for (uint64_t i = 1; i <= 5; i++) {
+		fanq_entry e = tu_pop(sub);
+
+		ck_assert_int_eq(e.kind, FANQ_ENTRY_MSG);
+		ck_assert_uint_eq(e.seq, i);
+		ck_assert_uint_eq(fanq_msg_seq(e.msg), i);
+		ck_assert_ptr_eq(e.ch, ch);
+		ck_assert_ptr_eq(fanq_msg_channel(e.msg), ch);
+		fanq_msg_release(e.msg);
+	}
+	tu_expect_no_msg(sub);
+	tu_sub_close(sub);
+	fanq_channel_release(ch);
+	fanq_channel_release(other);
+	tu_bus_close(bus);
+}
+END_TEST
+
+/*
+ * Messages published while not subscribed were never offered: after a
+ * resubscribe the next entry is the next message, not a GAP.
+ */
+START_TEST(test_subscribe_unsubscribe)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *ch = tu_channel_open(bus, "news");
+	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 100, TU_BIG_BYTES);
+	fanq_entry e;
+
+	ck_assert_uint_eq(tu_publish(ch, "before", 0).accepted, 0);
+	ck_assert_int_eq(fanq_subscribe(sub, ch), 0);
+	ck_assert_uint_eq(tu_publish(ch, "in", 0).accepted, 1);
+	tu_expect_msg(sub, "in");
+	ck_assert_int_eq(fanq_unsubscribe(sub, ch), 0);
+	ck_assert_uint_eq(tu_publish(ch, "out", 0).accepted, 0);
+	ck_assert_int_eq(fanq_sub_pop(sub, &e), FANQ_EAGAIN);
+	ck_assert_int_eq(fanq_subscribe(sub, ch), 0);
+	ck_assert_uint_eq(tu_publish(ch, "back", 0).accepted, 1);
+	e = tu_pop(sub);
+	ck_assert_int_eq(e.kind, FANQ_ENTRY_MSG);
+	ck_assert_uint_eq(e.seq, 4);
+	ck_assert_mem_eq(fanq_msg_data(e.msg), "back", 4);
+	fanq_msg_release(e.msg);
+	ck_assert_uint_eq(tu_assert_balanced(sub).enqueued, 2);
+	tu_sub_close(sub);
+	fanq_channel_release(ch);
+	tu_bus_close(bus);
+}
+END_TEST
+
+START_TEST(test_multiple_channels_per_sub)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *chs[3] = {tu_channel_open(bus, "a"),
+				tu_channel_open(bus, "b"),
+				tu_channel_open(bus, "c")};
+	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 100, TU_BIG_BYTES);
+	const unsigned order[] = {0, 1, 0, 2, 2, 1, 0};
+	uint64_t seqs[3] = {0, 0, 0};
+
+	for (unsigned c = 0; c < 3; c++)
+		ck_assert_int_eq(fanq_subscribe(sub, chs[c]), 0);
+	for (unsigned i = 0; i < 7; i++) {
+		char text[2] = {(char)('0' + i), 0};
+
+		tu_publish(chs[order[i]], text, 0);
+	}
+	/* one lane: FIFO across channels, each in its own sequence */
+	for (unsigned i = 0; i < 7; i++) {
+		fanq_entry e = tu_pop(sub);
+		unsigned c = order[i];
+
+		ck_assert_int_eq(e.kind, FANQ_ENTRY_MSG);
+		ck_assert_ptr_eq(e.ch, chs[c]);
+		ck_assert_uint_eq(e.seq, ++seqs[c]);
+		ck_assert_int_eq(((const char *)fanq_msg_data(e.msg))[0], '0' + (int)i);
+		fanq_msg_release(e.msg);
+	}
+	tu_expect_no_msg(sub);
+	tu_sub_close(sub);
+	for (unsigned c = 0; c < 3; c++)
+		fanq_channel_release(chs[c]);
+	tu_bus_close(bus);
+}
+END_TEST
+
+/* One publish is copied once and shared by every subscriber. */
+START_TEST(test_message_shared_zero_copy)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *ch = tu_channel_open(bus, "news");
+	fanq_sub *s1 = tu_sub_new(bus, FANQ_DROP_NEW, 10, TU_BIG_BYTES);
+	fanq_sub *s2 = tu_sub_new(bus, FANQ_DROP_NEW, 10, TU_BIG_BYTES);
+	char buf[] = "shared payload";
+
+	ck_assert_int_eq(fanq_subscribe(s1, ch), 0);
+	ck_assert_int_eq(fanq_subscribe(s2, ch), 0);
+	ck_assert_uint_eq(tu_publish(ch, buf, 3).accepted, 2);
+	memset(buf, 'Z', sizeof(buf) - 1); /* fanq copied it at publish */
+	fanq_entry e1 = tu_pop(s1);
+	fanq_entry e2 = tu_pop(s2);
+	ck_assert_ptr_eq(e1.msg, e2.msg);
+	ck_assert_ptr_eq(fanq_msg_data(e1.msg), fanq_msg_data(e2.msg));
+	ck_assert_ptr_ne(fanq_msg_data(e1.msg), buf);
+	ck_assert_uint_eq(fanq_msg_len(e1.msg), strlen("shared payload"));
+	ck_assert_mem_eq(fanq_msg_data(e1.msg), "shared payload", 14);
+	ck_assert_uint_eq(fanq_msg_priority(e1.msg), 3);
+	fanq_msg_release(e1.msg);
+	/* still readable through the second reference */
+	ck_assert_mem_eq(fanq_msg_data(e2.msg), "shared payload", 14);
+	fanq_msg_release(e2.msg);
+	tu_sub_close(s1);
+	tu_sub_close(s2);
+	fanq_channel_release(ch);
+	tu_bus_close(bus);
+}
+END_TEST
+
+/* A reference taken with fanq_msg_ref() outlives the subscriber. */
+START_TEST(test_msg_ref_outlives_sub)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *ch = tu_channel_open(bus, "news");
+	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 10, TU_BIG_BYTES);
+
+	ck_assert_int_eq(fanq_subscribe(sub, ch), 0);
+	tu_publish(ch, "kept", 0);
+	fanq_entry e = tu_pop(sub);
+	fanq_msg_ref(e.msg);
+	fanq_msg_release(e.msg);
+	tu_sub_close(sub);
+	ck_assert_uint_eq(fanq_msg_len(e.msg), 4);
+	ck_assert_mem_eq(fanq_msg_data(e.msg), "kept", 4);
+	fanq_msg_release(e.msg);
+	fanq_channel_release(ch);
+	tu_bus_close(bus);
+}
+END_TEST
+
+START_TEST(test_peek_then_pop_same_entry)
+{
+	struct tu_one w = tu_one_new(FANQ_DROP_NEW, 10, TU_BIG_BYTES);
+	fanq_entry peeked, again;
+
+	ck_assert_int_eq(fanq_sub_peek(w.sub, &peeked), FANQ_EAGAIN);
+	tu_publish(w.ch, "one", 0);
+	tu_publish(w.ch, "two", 0);
+	ck_assert_int_eq(fanq_sub_peek(w.sub, &peeked), 0);
+	ck_assert_int_eq(fanq_sub_peek(w.sub, &again), 0);
+	ck_assert_ptr_eq(peeked.msg, again.msg);
+	ck_assert_uint_eq(tu_stats(w.sub).delivered, 0);
+	fanq_entry e = tu_pop(w.sub);
+	ck_assert_ptr_eq(e.msg, peeked.msg);
+	ck_assert_uint_eq(e.seq, 1);
+	fanq_msg_release(e.msg);
+	tu_expect_msg(w.sub, "two");
+	tu_one_close(&w);
+}
+END_TEST
+
+START_TEST(test_pop_batch_returns_up_to_n)
+{
+	struct tu_one w = tu_one_new(FANQ_DROP_NEW, 10, TU_BIG_BYTES);
+	fanq_entry es[4];
+
+	ck_assert_int_eq(fanq_sub_pop_batch(w.sub, es, 4), 0);
+	for (unsigned i = 0; i < 6; i++)
+		tu_publish(w.ch, "m", 0);
+	ck_assert_int_eq(fanq_sub_pop_batch(w.sub, es, 4), 4);
+	for (unsigned i = 0; i < 4; i++) {
+		ck_assert_uint_eq(es[i].seq, i + 1);
+		fanq_msg_release(es[i].msg);
+	}
+	ck_assert_int_eq(fanq_sub_pop_batch(w.sub, es, 4), 2);
+	ck_assert_uint_eq(es[0].seq, 5);
+	ck_assert_uint_eq(es[1].seq, 6);
+	fanq_msg_release(es[0].msg);
+	fanq_msg_release(es[1].msg);
+	ck_assert_int_eq(fanq_sub_pop_batch(w.sub, es, 4), 0);
+	ck_assert_uint_eq(tu_assert_balanced(w.sub).delivered, 6);
+	tu_one_close(&w);
+}
+END_TEST
+
+static void expect_gap(fanq_sub *sub, const fanq_channel *ch, uint64_t first,
+		       uint64_t last, uint64_t count)
+{
+	fanq_entry e = tu_pop(sub);
+
+	ck_assert_msg(e.kind == FANQ_ENTRY_GAP,
+		      "expected GAP %llu..%llu, got message seq %llu",
+		      (unsigned long long)first, (unsigned long long)last,
+		      (unsigned long long)e.seq);
+	ck_assert_ptr_eq(e.ch, ch);
+	ck_assert_uint_eq(e.gap_first, first);
+	ck_assert_uint_eq(e.gap_last, last);
+	ck_assert_uint_eq(e.gap_count, count);
+}
+
+static void expect_seq(fanq_sub *sub, const fanq_channel *ch, uint64_t seq)
+{
+	fanq_entry e = tu_pop(sub);
+
+	ck_assert_msg(e.kind == FANQ_ENTRY_MSG,
+		      "expected message seq %llu, got GAP %llu..%llu",
+		      (unsigned long long)seq, (unsigned long long)e.gap_first,
+		      (unsigned long long)e.gap_last);
+	ck_assert_ptr_eq(e.ch, ch);
+	ck_assert_uint_eq(e.seq, seq);
+	fanq_msg_release(e.msg);
+}
+
+/* 1..6 into room for 3: 1..3 evicted, one GAP, then 4 5 6. */
+START_TEST(test_gap_after_drop_oldest)
+{
+	struct tu_one w = tu_one_new(FANQ_DROP_OLDEST, 3, TU_BIG_BYTES);
+	fanq_entry e;
+
+	for (unsigned i = 0; i < 6; i++)
+		tu_publish(w.ch, "m", 0);
+	expect_gap(w.sub, w.ch, 1, 3, 3);
+	expect_seq(w.sub, w.ch, 4);
+	expect_seq(w.sub, w.ch, 5);
+	expect_seq(w.sub, w.ch, 6);
+	ck_assert_int_eq(fanq_sub_pop(w.sub, &e), FANQ_EAGAIN);
+	tu_one_close(&w);
+}
+END_TEST
+
+/* A hole in the middle: 1 delivered, 2..3 evicted later, 4 5 kept. */
+START_TEST(test_gap_after_drop_oldest_mid_stream)
+{
+	struct tu_one w = tu_one_new(FANQ_DROP_OLDEST, 3, TU_BIG_BYTES);
+
+	for (unsigned i = 0; i < 3; i++)
+		tu_publish(w.ch, "m", 0);
+	expect_seq(w.sub, w.ch, 1);
+	tu_publish(w.ch, "m", 0);
+	tu_publish(w.ch, "m", 0);
+	tu_publish(w.ch, "m", 0);
+	expect_gap(w.sub, w.ch, 2, 3, 2);
+	expect_seq(w.sub, w.ch, 4);
+	expect_seq(w.sub, w.ch, 5);
+	expect_seq(w.sub, w.ch, 6);
+	tu_one_close(&w);
+}
+END_TEST
+
+/* 1..5 into room for 2: 3..5 rejected; the GAP precedes 6. */
+START_TEST(test_gap_after_drop_new)
+{
+	struct tu_one w = tu_one_new(FANQ_DROP_NEW, 2, TU_BIG_BYTES);
+	fanq_entry e;
+
+	for (unsigned i = 0; i < 5; i++)
+		tu_publish(w.ch, "m", 0);
+	expect_seq(w.sub, w.ch, 1);
+	expect_seq(w.sub, w.ch, 2);
+	tu_publish(w.ch, "m", 0);
+	expect_gap(w.sub, w.ch, 3, 5, 3);
+	expect_seq(w.sub, w.ch, 6);
+	ck_assert_int_eq(fanq_sub_pop(w.sub, &e), FANQ_EAGAIN);
+	tu_one_close(&w);
+}
+END_TEST
+
+/* Each channel's GAP precedes that channel's next message and names it. */
+START_TEST(test_gap_per_channel)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *a = tu_channel_open(bus, "a");
+	fanq_channel *b = tu_channel_open(bus, "b");
+	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_OLDEST, 2, TU_BIG_BYTES);
+	int gap_seen[2] = {0, 0};
+	int msg_seen[2] = {0, 0};
+	fanq_entry e;
+
+	ck_assert_int_eq(fanq_subscribe(sub, a), 0);
+	ck_assert_int_eq(fanq_subscribe(sub, b), 0);
+	tu_publish(a, "a1", 0);
+	tu_publish(b, "b1", 0);
+	tu_publish(a, "a2", 0); /* evicts a1 */
+	tu_publish(b, "b2", 0); /* evicts b1 */
+	for (unsigned i = 0; i < 4; i++) {
+		e = tu_pop(sub);
+		int c = e.ch == b;
+
+		ck_assert(e.ch == a || e.ch == b);
+		if (e.kind == FANQ_ENTRY_GAP) {
+			ck_assert_msg(!msg_seen[c], "GAP after the message");
+			ck_assert_uint_eq(e.gap_first, 1);
+			ck_assert_uint_eq(e.gap_last, 1);
+			ck_assert_uint_eq(e.gap_count, 1);
+			gap_seen[c]++;
+		} else {
+			ck_assert_msg(gap_seen[c] == 1, "message before its GAP");
+			ck_assert_uint_eq(e.seq, 2);
+			msg_seen[c]++;
+			fanq_msg_release(e.msg);
+		}
+	}
+	ck_assert_int_eq(fanq_sub_pop(sub, &e), FANQ_EAGAIN);
+	tu_sub_close(sub);
+	fanq_channel_release(a);
+	fanq_channel_release(b);
+	tu_bus_close(bus);
+}
+END_TEST
+
+/* Only the subscriber that dropped sees a GAP. */
+START_TEST(test_gap_only_for_subscriber_that_dropped)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *ch = tu_channel_open(bus, "news");
+	fanq_sub *fast = tu_sub_new(bus, FANQ_DROP_OLDEST, 100, TU_BIG_BYTES);
+	fanq_sub *slow = tu_sub_new(bus, FANQ_DROP_OLDEST, 2, TU_BIG_BYTES);
+
+	ck_assert_int_eq(fanq_subscribe(fast, ch), 0);
+	ck_assert_int_eq(fanq_subscribe(slow, ch), 0);
+	for (unsigned i = 0; i < 5; i++)
+		tu_publish(ch, "m", 0);
+	for (uint64_t s = 1; s <= 5; s++)
+		expect_seq(fast, ch, s);
+	expect_gap(slow, ch, 1, 3, 3);
+	expect_seq(slow, ch, 4);
+	expect_seq(slow, ch, 5);
+	tu_sub_close(fast);
+	tu_sub_close(slow);
+	fanq_channel_release(ch);
+	tu_bus_close(bus);
+}
+END_TEST
+
+Suite *fanq_test_suite(void)
+{
+	Suite *s = suite_create("channel");
+	TCase *tc = tu_tcase(s, "channel");
+
+	tcase_add_test(tc, test_open_same_name_same_channel);
+	tcase_add_test(tc, test_seq_starts_at_one_and_increases);
+	tcase_add_test(tc, test_subscribe_unsubscribe);
+	tcase_add_test(tc, test_multiple_channels_per_sub);
+	tc = tu_tcase(s, "messages");
+	tcase_add_test(tc, test_message_shared_zero_copy);
+	tcase_add_test(tc, test_msg_ref_outlives_sub);
+	tcase_add_test(tc, test_peek_then_pop_same_entry);
+	tcase_add_test(tc, test_pop_batch_returns_up_to_n);
+	tc = tu_tcase(s, "gaps");
+	tcase_add_test(tc, test_gap_after_drop_oldest);
+	tcase_add_test(tc, test_gap_after_drop_oldest_mid_stream);
+	tcase_add_test(tc, test_gap_after_drop_new);
+	tcase_add_test(tc, test_gap_per_channel);
+	tcase_add_test(tc, test_gap_only_for_subscriber_that_dropped);
+	return s;
+}

@@ -1,0 +1,371 @@
+/*
+ * Stress, bounded in time (STRESS_SECONDS): three publishers on a shared
+ * channel and one channel each, consumers draining long-lived
+ * subscribers (drop-new, and small drop-oldest queues racing their
+ * consumer), and a thread whose subscribers join and leave.
+ *
+ * Each payload is (publisher id, per-publisher counter).  Checked at the
+ * end, per long-lived subscriber: the accounting invariant; every message offered
+ * exactly once to a subscriber that was there throughout; per channel,
+ * MSG and GAP entries tile the sequence 1..last exactly (each seq once,
+ * strictly increasing); per channel and publisher, counters increase.
+ *
+ * Worker threads must not call Check's asserts: they record the first
+ * failure and stop; the test thread asserts.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "test_util.h"
+
+#define STRESS_SECONDS 2
+#define NPUB 3
+#define NCH (NPUB + 1)     /* channel 0 is shared, 1 + i is publisher i's */
+#define NCONS 2            /* consumer threads */
+#define SUBS_PER_CONS 2    /* one drop-new, one small drop-oldest */
+
+struct payload {
+	uint32_t pub;
+	uint32_t magic;
+	uint64_t counter;
+};
+#define PAYLOAD_MAGIC 0xfa17u
+
+static atomic_int stop;
+static atomic_int failed;
+static char failure[512];
+
+static void stress_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (atomic_exchange(&failed, 1) == 0) {
+		va_start(ap, fmt);
+		vsnprintf(failure, sizeof(failure), fmt, ap);
+		va_end(ap);
+	}
+	atomic_store(&stop, 1);
+}
+
+static fanq_channel *channels[NCH];
+
+static int channel_index(const fanq_channel *ch)
+{
+	for (int c = 0; c < NCH; c++)
+		if (channels[c] == ch)
+			return c;
+	return -1;
+}
+
+/*
+ * What one subscriber has seen, per channel: the next sequence expected
+ * (0: none seen yet, for subscribers that joined late) and the last
+ * counter per publisher.
+ */
+struct seen {
+	uint64_t next_seq[NCH];
+	uint64_t last_counter[NCH][NPUB];
+	int counter_seen[NCH][NPUB];
+	uint64_t msgs;
+};
+
+/* Check one entry against what came before on its channel; 0 if bad. */
+static int seen_entry(struct seen *s, const char *who, const fanq_entry *e)
+{
+	int c = channel_index(e->ch);
+
+	if (c < 0) {
+		stress_fail("%s: entry of unknown channel %p", who, (void *)e->ch);
+		return 0;
+	}
+	if (e->kind == FANQ_ENTRY_GAP) {
+		if ((s->next_seq[c] && e->gap_first != s->next_seq[c]) ||
+		    e->gap_last < e->gap_first ||
+		    e->gap_count != e->gap_last - e->gap_first + 1) {
+			stress_fail("%s: ch %d GAP %" PRIu64 "..%" PRIu64
+				    " count %" PRIu64 ", expected seq %" PRIu64,
+				    who, c, e->gap_first, e->gap_last,
+				    e->gap_count, s->next_seq[c]);
+			return 0;
+		}
+		s->next_seq[c] = e->gap_last + 1;
+		return 1;
+	}
+	const struct payload *p = fanq_msg_data(e->msg);
+	if ((s->next_seq[c] && e->seq != s->next_seq[c]) ||
+	    fanq_msg_seq(e->msg) != e->seq || fanq_msg_channel(e->msg) != e->ch ||
+	    fanq_msg_len(e->msg) != sizeof(*p)) {
+		stress_fail("%s: ch %d seq %" PRIu64 " (msg says %" PRIu64
+			    ", len %zu), expected %" PRIu64,
+			    who, c, e->seq, fanq_msg_seq(e->msg),
+			    fanq_msg_len(e->msg), s->next_seq[c]);
+		return 0;
+	}
+	s->next_seq[c] = e->seq + 1;
+	if (p->magic != PAYLOAD_MAGIC || p->pub >= NPUB ||
+	    (c > 0 && p->pub != (uint32_t)c - 1)) {
+		stress_fail("%s: ch %d seq %" PRIu64 " bad payload pub %" PRIu32,
+			    who, c, e->seq, p->pub);
+		return 0;
+	}
+	if (s->counter_seen[c][p->pub] &&
+	    p->counter <= s->last_counter[c][p->pub]) {
+		stress_fail("%s: ch %d publisher %" PRIu32 " counter %" PRIu64
+			    " after %" PRIu64,
+			    who, c, p->pub, p->counter,
+			    s->last_counter[c][p->pub]);
+		return 0;
+	}
+	s->counter_seen[c][p->pub] = 1;
+	s->last_counter[c][p->pub] = p->counter;
+	s->msgs++;
+	return 1;
+}
+
+/* Pop everything ready from sub, checking each entry; 0 on failure. */
+static int consume_ready(fanq_sub *sub, struct seen *s, const char *who)
+{
+	fanq_entry es[32];
+	int n;
+
+	while ((n = fanq_sub_pop_batch(sub, es, 32)) > 0) {
+		int ok = 1;
+
+		for (int i = 0; i < n; i++) {
+			ok = ok && seen_entry(s, who, &es[i]);
+			if (es[i].kind == FANQ_ENTRY_MSG)
+				fanq_msg_release(es[i].msg);
+		}
+		if (!ok)
+			return 0;
+	}
+	if (n < 0) {
+		stress_fail("%s: pop_batch: %s", who, fanq_strerror(n));
+		return 0;
+	}
+	return 1;
+}
+
+struct publisher {
+	pthread_t thread;
+	uint32_t id;
+	uint64_t published; /* counter: messages published successfully */
+};
+
+static void *publisher_main(void *arg)
+{
+	struct publisher *p = arg;
+	struct payload msg = {.pub = p->id, .magic = PAYLOAD_MAGIC};
+
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		/* alternate: shared channel, own channel */
+		fanq_channel *ch = channels[msg.counter % 2 ? 1 + p->id : 0];
+		int rc = fanq_publish(ch, &msg, sizeof(msg), 0, NULL);
+
+		if (rc != 0) {
+			stress_fail("publisher %u: %s", p->id, fanq_strerror(rc));
+			break;
+		}
+		msg.counter++;
+	}
+	p->published = msg.counter;
+	return NULL;
+}
+
+struct consumer {
+	pthread_t thread;
+	fanq_sub *subs[SUBS_PER_CONS];
+	struct seen seen[SUBS_PER_CONS];
+};
+
+static void *consumer_main(void *arg)
+{
+	struct consumer *c = arg;
+
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		for (int i = 0; i < SUBS_PER_CONS; i++)
+			if (!consume_ready(c->subs[i], &c->seen[i], "consumer"))
+				return NULL;
+		sched_yield();
+	}
+	return NULL;
+}
+
+struct churn {
+	pthread_t thread;
+	fanq_bus *bus;
+	unsigned rounds;
+};
+
+/* One late subscriber's life: join, read a little, maybe unsubscribe. */
+static int churn_round(fanq_bus *bus, unsigned r)
+{
+	fanq_channel *mine[2] = {channels[0], channels[1 + r % NPUB]};
+	struct seen s;
+	fanq_sub *sub;
+	int ok = 1;
+	int rc;
+
+	memset(&s, 0, sizeof(s)); /* joined late: any first seq goes */
+	rc = fanq_sub_new(bus, &sub);
+	if (rc == 0)
+		rc = fanq_sub_set_limits(sub, 4 + r % 16, TU_BIG_BYTES);
+	if (rc == 0)
+		rc = fanq_sub_set_policy(sub, r % 2 ? FANQ_DROP_OLDEST : FANQ_DROP_NEW);
+	for (int c = 0; c < 2 && rc == 0; c++)
+		rc = fanq_subscribe(sub, mine[c]);
+	if (rc != 0) {
+		stress_fail("churn round %u: %s", r, fanq_strerror(rc));
+		return 0;
+	}
+	for (unsigned k = 0; k < 1 + r % 5 && ok; k++) {
+		ok = consume_ready(sub, &s, "churn");
+		sched_yield();
+	}
+	if (ok && r % 3 == 0) {
+		rc = fanq_unsubscribe(sub, mine[0]);
+		if (rc != 0)
+			stress_fail("churn unsubscribe: %s", fanq_strerror(rc));
+		ok = rc == 0 && consume_ready(sub, &s, "churn");
+	}
+	rc = fanq_sub_close(sub);
+	if (rc != 0)
+		stress_fail("churn close: %s", fanq_strerror(rc));
+	return ok && rc == 0;
+}
+
+static void *churn_main(void *arg)
+{
+	struct churn *ch = arg;
+
+	while (!atomic_load_explicit(&stop, memory_order_relaxed) &&
+	       churn_round(ch->bus, ch->rounds))
+		ch->rounds++;
+	return NULL;
+}
+
+START_TEST(test_stress_publish_consume_churn)
+{
+	fanq_bus *bus = tu_bus_new();
+	struct publisher pubs[NPUB];
+	struct consumer cons[NCONS];
+	struct churn churn = {.bus = bus};
+	char name[16];
+
+	atomic_store(&stop, 0);
+	atomic_store(&failed, 0);
+	for (int c = 0; c < NCH; c++) {
+		snprintf(name, sizeof(name), c ? "own-%d" : "shared", c - 1);
+		channels[c] = tu_channel_open(bus, name);
+	}
+	memset(cons, 0, sizeof(cons));
+	for (int i = 0; i < NCONS; i++) {
+		/* subs[0] drop-new, subs[1] drop-oldest (checked at the end) */
+		cons[i].subs[0] = tu_sub_new(bus, FANQ_DROP_NEW, 256, TU_BIG_BYTES);
+		cons[i].subs[1] = tu_sub_new(bus, FANQ_DROP_OLDEST, 8, TU_BIG_BYTES);
+		for (int j = 0; j < SUBS_PER_CONS; j++)
+			for (int c = 0; c < NCH; c++)
+				ck_assert_int_eq(fanq_subscribe(cons[i].subs[j],
+								channels[c]), 0);
+		/* everything is offered to these from seq 1 */
+		for (int j = 0; j < SUBS_PER_CONS; j++)
+			for (int c = 0; c < NCH; c++)
+				cons[i].seen[j].next_seq[c] = 1;
+	}
+	for (int i = 0; i < NCONS; i++)
+		ck_assert_int_eq(pthread_create(&cons[i].thread, NULL,
+						consumer_main, &cons[i]), 0);
+	ck_assert_int_eq(pthread_create(&churn.thread, NULL, churn_main, &churn), 0);
+	for (int i = 0; i < NPUB; i++) {
+		pubs[i].id = (uint32_t)i;
+		ck_assert_int_eq(pthread_create(&pubs[i].thread, NULL,
+						publisher_main, &pubs[i]), 0);
+	}
+	struct timespec end, now;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += STRESS_SECONDS;
+	do {
+		struct timespec tick = {0, 10 * 1000 * 1000};
+
+		nanosleep(&tick, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (!atomic_load(&failed) &&
+		 (now.tv_sec < end.tv_sec ||
+		  (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec)));
+	atomic_store(&stop, 1);
+	for (int i = 0; i < NPUB; i++)
+		pthread_join(pubs[i].thread, NULL);
+	pthread_join(churn.thread, NULL);
+	for (int i = 0; i < NCONS; i++)
+		pthread_join(cons[i].thread, NULL);
+	ck_assert_msg(!atomic_load(&failed), "%s", failure);
+
+	/* quiescent: drain, then one more message per channel so trailing
+	 * drops show as GAPs, then drain again */
+	uint64_t total = 0;
+	ck_assert_uint_gt(churn.rounds, 0);
+	for (int i = 0; i < NPUB; i++) {
+		ck_assert_uint_gt(pubs[i].published, 0);
+		total += pubs[i].published;
+	}
+	for (int i = 0; i < NCONS; i++)
+		for (int j = 0; j < SUBS_PER_CONS; j++)
+			consume_ready(cons[i].subs[j], &cons[i].seen[j], "final");
+	for (int c = 0; c < NCH; c++) {
+		struct payload last = {.pub = c ? (uint32_t)c - 1 : 0,
+				       .magic = PAYLOAD_MAGIC,
+				       .counter = UINT64_MAX};
+
+		tu_publish_buf(channels[c], &last, sizeof(last), 0);
+	}
+	total += NCH;
+	for (int i = 0; i < NCONS; i++) {
+		for (int j = 0; j < SUBS_PER_CONS; j++) {
+			fanq_sub *sub = cons[i].subs[j];
+			struct seen *s = &cons[i].seen[j];
+
+			consume_ready(sub, s, "final");
+			ck_assert_msg(!atomic_load(&failed), "%s", failure);
+			fanq_sub_stats st = tu_assert_balanced(sub);
+			ck_assert_uint_eq(st.enqueued, total);
+			ck_assert_uint_eq(st.delivered, s->msgs);
+			ck_assert_uint_eq(st.queued_msgs, 0);
+			for (int c = 0; c < NCH; c++)
+				ck_assert_uint_eq(s->next_seq[c] - 1,
+						  fanq_channel_last_seq(channels[c]));
+			/* each policy drops under its own reason only: a
+			 * drop-oldest queue evicts, it never rejects a
+			 * (small) arrival */
+			ck_assert_msg(st.dropped[j ? FANQ_DROP_FULL_NEW
+						   : FANQ_DROP_EVICTED_OLDEST] == 0,
+				      "%s sub dropped %" PRIu64 " under %s",
+				      j ? "drop-oldest" : "drop-new",
+				      st.dropped[j ? FANQ_DROP_FULL_NEW
+						   : FANQ_DROP_EVICTED_OLDEST],
+				      j ? "FANQ_DROP_FULL_NEW"
+					: "FANQ_DROP_EVICTED_OLDEST");
+			ck_assert_uint_eq(st.dropped[FANQ_DROP_EVICTED_PRIORITY], 0);
+			ck_assert_uint_eq(st.dropped[FANQ_DROP_UNSUBSCRIBED], 0);
+			tu_sub_close(sub);
+		}
+	}
+	for (int c = 0; c < NCH; c++)
+		fanq_channel_release(channels[c]);
+	tu_bus_close(bus);
+}
+END_TEST
+
+Suite *fanq_test_suite(void)
+{
+	Suite *s = suite_create("stress");
+	TCase *tc = tu_tcase(s, "stress");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_stress_publish_consume_churn);
+	return s;
+}
