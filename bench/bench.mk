@@ -1,0 +1,93 @@
+# bench/bench.mk - fanq-bench, included by the top Makefile.
+#
+#   make bench          default comparison (a few minutes on 2 cores);
+#                       writes bench/results/summary.json and fanout.png
+#   make bench-quick    the same with --quick (under 30 s)
+#   make bench BENCH_ARGS="--subs 1,1000 --systems fanq,zmq"
+#   make bench-sse      stretch: fanq-sse against Pushpin over loopback
+#
+# The peers (ZeroMQ, nng) and gnuplot are needed by the bench only; the
+# library and the tests never link them.  Missing Debian packages are
+# installed when run as root, as `make deps` does for the library.
+
+# Building needs the peers; running `make bench` also needs gnuplot (PNG).
+BENCH_BUILD_PKGS := libzmq3-dev libnng-dev
+BENCH_RUN_PKGS := gnuplot-nox
+BENCH_DEPS_STAMP := $(BUILD)/.bench-deps-ok
+BENCH_RUN_STAMP := $(BUILD)/.bench-run-deps-ok
+BENCH_DIR := $(BUILD)/bench
+BENCH_BIN := $(BENCH_DIR)/fanq-bench
+BENCH_SRCS := bench/fanq-bench.c $(sort $(wildcard bench/sys_*.c))
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/%.o)
+SSE_CLIENT := $(BENCH_DIR)/sse-client
+BENCH_RESULTS := bench/results
+BENCH_ARGS ?=
+BENCH_SSE_ARGS ?=
+BENCH_CFLAGS = $(shell pkg-config --cflags libzmq 2>/dev/null)
+BENCH_LIBS = $(shell pkg-config --libs libzmq 2>/dev/null || echo -lzmq) -lnng
+
+.PHONY: bench bench-quick bench-deps bench-build bench-sse
+
+# Plain `make` builds the bench too, only where its peers are installed
+# already: the library never waits on them.
+BENCH_HAVE_PEERS := $(shell dpkg-query -W -f='$${Status}\n' $(BENCH_BUILD_PKGS) 2>/dev/null | grep -c "install ok installed")
+ifeq ($(BENCH_HAVE_PEERS),2)
+all: $(BENCH_BIN) $(SSE_CLIENT)
+endif
+
+# $(1): Debian packages that must be installed (by apt-get when root).
+define bench_apt
+	@mkdir -p $(BUILD)
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "fanq-bench: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else echo "fanq-bench: missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; \
+	fi
+	@touch $@
+endef
+
+bench-deps: $(BENCH_DEPS_STAMP) $(BENCH_RUN_STAMP)
+$(BENCH_DEPS_STAMP):
+	$(call bench_apt,$(BENCH_BUILD_PKGS))
+$(BENCH_RUN_STAMP):
+	$(call bench_apt,$(BENCH_RUN_PKGS))
+
+$(BUILD)/bench/%.o: bench/%.c bench/bench.h include/fanq.h | $(BENCH_DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(BENCH_CFLAGS) -c $< -o $@
+
+$(BENCH_BIN): $(BENCH_OBJS) $(STATIC_LIB)
+	$(CC) -o $@ $(BENCH_OBJS) $(LDFLAGS) $(FANQ_LINK) $(BENCH_LIBS)
+
+bench-build: $(BENCH_BIN) $(SSE_CLIENT)
+
+# Needs neither fanq nor the peers: a plain loopback HTTP load generator.
+$(SSE_CLIENT): bench/sse-client.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+# End to end: examples' fanq-sse against Pushpin (needs the pushpin package).
+bench-sse: $(SSE_CLIENT) $(BUILD)/examples/fanq-sse
+	BUILD=$(BUILD) bench/sse-vs-pushpin.sh $(BENCH_SSE_ARGS)
+
+# $(1): extra flags.  Table to stdout (and bench/results/table.txt).
+define bench_run
+	@mkdir -p $(BENCH_RESULTS)
+	@$(BENCH_BIN) $(1) $(BENCH_ARGS) --json $(BENCH_RESULTS)/summary.json \
+	  --plot-data $(BENCH_RESULTS)/fanout.dat >$(BENCH_RESULTS)/table.txt; \
+	  rc=$$?; cat $(BENCH_RESULTS)/table.txt; exit $$rc
+	@if command -v gnuplot >/dev/null; then \
+	  gnuplot -e "datafile='$(BENCH_RESULTS)/fanout.dat'; outfile='$(BENCH_RESULTS)/fanout.png'" \
+	    bench/plot.gp && echo "fanq-bench: wrote $(BENCH_RESULTS)/summary.json $(BENCH_RESULTS)/fanout.png"; \
+	else echo "fanq-bench: gnuplot missing; no PNG"; fi
+endef
+
+bench: $(BENCH_BIN) | $(BENCH_RUN_STAMP)
+	$(call bench_run,)
+
+bench-quick: $(BENCH_BIN) | $(BENCH_RUN_STAMP)
+	$(call bench_run,--quick)

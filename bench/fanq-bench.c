@@ -1,0 +1,1067 @@
+/*
+ * fanq-bench - fan-out throughput, publish latency, drops and memory of
+ * fanq against the queues servers use today, measured in one run.
+ *
+ * Each (scenario, system, run) runs in a forked child so that RSS, heap
+ * and library threads of one system never leak into the next.  Runs are
+ * interleaved (run 1 of every system, then run 2, ...) and the fanq/peer
+ * ratio is taken run by run, so drift of the machine hits both sides.
+ * Only loopback and inproc transports are used.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_LIST 16
+#define MAX_SYS 8
+#define MAX_SCEN 64
+#define MAX_RUNS 32
+#define SAMPLE_EVERY 16
+#define SAMPLE_CAP (1u << 18)
+#define MEM_MSGS 10 /* messages queued per subscriber in the memory scenario */
+/* Pacing stops waiting after this long without progress: short where a
+ * peer can lose messages unseen (zmq, nng), long (a guard only) where the
+ * harness sees every queue (fanq, mutex, spsc). */
+#define FLOW_GIVE_UP_LOSSY_NS (2 * 1000 * 1000ull)
+#define FLOW_GIVE_UP_EXACT_NS (50 * 1000 * 1000ull)
+
+static const struct bench_sys *const all_systems[] = {
+	&bench_sys_fanq, &bench_sys_fanq_group, &bench_sys_mutex,
+	&bench_sys_spsc, &bench_sys_zmq, &bench_sys_nng,
+};
+#define N_ALL_SYS (sizeof(all_systems) / sizeof(all_systems[0]))
+
+struct list {
+	unsigned n;
+	double v[MAX_LIST];
+};
+
+struct options {
+	int quick;
+	unsigned runs;
+	double duration, warmup; /* seconds per pass, when messages == 0 */
+	uint64_t messages;       /* total per measured pass, split over pubs */
+	struct list subs, pubs, msg_bytes, slow_frac;
+	int custom; /* a list was given: run their cross product only */
+	unsigned consumers, queue_max, mem_subs;
+	int drop_oldest, memory, overload;
+	const struct bench_sys *sys[MAX_SYS];
+	unsigned nsys;
+	const char *json, *plot_data;
+};
+
+struct bench_result {
+	int ok;
+	double deliveries_per_s, wall_s;
+	uint64_t published, received, dropped;
+	uint64_t give_ups; /* times pacing stopped waiting for progress */
+	double p50_ns, p99_ns;
+	int64_t rss_bytes;
+	double bytes_per_sub, bytes_per_queued; /* memory scenario */
+};
+
+struct scenario {
+	const char *family;
+	struct bench_params p;
+	int memory;
+	struct bench_result res[MAX_SYS][MAX_RUNS];
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static int64_t rss_bytes(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? -1 : (int64_t)kb * 1024;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, unsigned n)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void cpu_model(char *buf, size_t cap)
+{
+	char line[512];
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	snprintf(buf, cap, "unknown");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+
+		if (strncmp(line, "model name", 10) || !colon)
+			continue;
+		snprintf(buf, cap, "%s", colon + 2);
+		buf[strcspn(buf, "\n")] = 0;
+		break;
+	}
+	fclose(f);
+}
+
+/* Other work on the machine skews every number: say how busy it was. */
+static const char *load_average(char *buf, size_t cap)
+{
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	snprintf(buf, cap, "unknown");
+	if (f) {
+		if (fgets(buf, (int)cap, f))
+			buf[strcspn(buf, " ")] = 0; /* the 1-minute figure */
+		fclose(f);
+	}
+	return buf;
+}
+
+/* ---------------------------------------------------------- one pass */
+
+static int pin_threads = 1; /* --no-pin clears it */
+
+/*
+ * The slot-th allowed CPU, or -1 when threads should float: only when
+ * every publisher and consumer gets a CPU of its own, so that the
+ * scheduler's placement does not decide the result.
+ */
+static int cpu_for(unsigned slot, unsigned threads)
+{
+	cpu_set_t set;
+	unsigned seen = 0;
+	int cpu;
+
+	if (!pin_threads || sched_getaffinity(0, sizeof(set), &set) ||
+	    (unsigned)CPU_COUNT(&set) < threads)
+		return -1;
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &set) && seen++ == slot)
+			return cpu;
+	return -1;
+}
+
+static void pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+struct pub_arg {
+	struct bench_pass *pass;
+	const struct bench_sys *sys;
+	void *ctx;
+	pthread_barrier_t *start;
+	unsigned idx;
+	int cpu;
+	int spin_yield; /* more threads than CPUs: yield while waiting */
+	uint64_t slack; /* messages per subscriber taken as lost by pacing */
+	uint64_t give_up_ns, give_ups;
+	uint64_t quota, deadline_ns; /* quota 0: publish until the deadline */
+	uint64_t published;
+	uint64_t *samples;
+	size_t nsamples;
+};
+
+struct con_arg {
+	const struct bench_sys *sys;
+	void *ctx;
+	pthread_barrier_t *start;
+	int cpu;
+	struct bench_consumer *c;
+};
+
+bool bench_consumer_sweep(struct bench_consumer *c, uint64_t n,
+			  int done_before, int exact_drain)
+{
+	uint64_t now;
+
+	if (n) {
+		/* single writer; relaxed: publishers only pace on it */
+		atomic_store_explicit(&c->received,
+				      atomic_load_explicit(&c->received, memory_order_relaxed) + n,
+				      memory_order_relaxed);
+		c->last_recv_ns = bench_now_ns();
+		c->idle_since_ns = 0;
+		return false;
+	}
+	if (!done_before)
+		return false;
+	if (exact_drain)
+		return true;
+	now = bench_now_ns();
+	if (!c->idle_since_ns)
+		c->idle_since_ns = now;
+	return now - c->idle_since_ns >= BENCH_IDLE_NS;
+}
+
+/* Messages every drained subscriber has taken, at least (roughly). */
+static uint64_t slowest_progress(const struct bench_pass *pass)
+{
+	uint64_t min = UINT64_MAX, v;
+	unsigned i;
+
+	for (i = 0; i < pass->p->consumers; i++) {
+		const struct bench_consumer *c = &pass->cons[i];
+
+		if (!c->nsubs)
+			continue;
+		v = atomic_load_explicit(&c->received, memory_order_relaxed) / c->nsubs;
+		min = v < min ? v : min;
+	}
+	return min;
+}
+
+/*
+ * Wait while the window is full.  After give_up_ns without progress
+ * the messages still missing are taken as lost (a peer dropped them and
+ * its count can never catch up): they widen a->slack and publishing goes
+ * on.  Returns 1 when the deadline passed.
+ */
+static int flow_wait(struct pub_arg *a)
+{
+	struct bench_pass *pass = a->pass;
+	uint64_t pub = atomic_load_explicit(&pass->published, memory_order_relaxed);
+	uint64_t seen = slowest_progress(pass), since = 0, now, v;
+
+	while (pub > seen + pass->window + a->slack) {
+		if (a->spin_yield)
+			sched_yield();
+		now = bench_now_ns();
+		if (!a->quota && now >= a->deadline_ns)
+			return 1;
+		v = slowest_progress(pass);
+		if (v != seen)
+			since = 0;
+		else if (!since)
+			since = now;
+		else if (now - since > a->give_up_ns) {
+			a->slack = pub - seen - pass->window;
+			a->give_ups++;
+		}
+		seen = v;
+	}
+	return 0;
+}
+
+uint64_t bench_sweep(struct bench_consumer *c, void *ctx, bench_drain_fn drain,
+		     int may_wait)
+{
+	unsigned i, step = c->pass->p->consumers;
+	uint64_t got = 0;
+
+	for (i = c->idx; i < c->pass->p->subs; i += step)
+		if (!c->pass->stalled[i])
+			got += drain(ctx, i, may_wait);
+	return got;
+}
+
+void bench_consume_loop(struct bench_consumer *c, void *ctx, bench_drain_fn drain,
+			int exact_drain)
+{
+	int done;
+
+	do
+		done = atomic_load_explicit(&c->pass->pubs_done, memory_order_acquire);
+	while (!bench_consumer_sweep(c, bench_sweep(c, ctx, drain, c->nsubs == 1 && !done),
+				     done, exact_drain));
+}
+
+static void *publisher_main(void *arg)
+{
+	struct pub_arg *a = arg;
+	unsigned char *buf = calloc(1, a->pass->p->msg_bytes);
+	uint64_t i;
+
+	if (!buf)
+		abort();
+	buf[0] = BENCH_DATA;
+	pin_self(a->cpu);
+	pthread_barrier_wait(a->start);
+	if (!a->quota)
+		a->deadline_ns += bench_now_ns();
+	for (i = 0;; i++) {
+		if (i % 64 == 0 && i) {
+			atomic_fetch_add_explicit(&a->pass->published, 64,
+						  memory_order_relaxed);
+			if (a->pass->window && flow_wait(a))
+				break;
+		}
+		if (a->quota ? i >= a->quota
+			     : (i % 64 == 0 && bench_now_ns() >= a->deadline_ns))
+			break;
+		if (i % SAMPLE_EVERY == 0 && a->nsamples < SAMPLE_CAP) {
+			uint64_t t0 = bench_now_ns();
+
+			a->sys->publish(a->ctx, a->idx, buf, a->pass->p->msg_bytes);
+			a->samples[a->nsamples++] = bench_now_ns() - t0;
+		} else {
+			a->sys->publish(a->ctx, a->idx, buf, a->pass->p->msg_bytes);
+		}
+	}
+	a->published = i;
+	free(buf);
+	return NULL;
+}
+
+static void *consumer_main(void *arg)
+{
+	struct con_arg *a = arg;
+
+	pin_self(a->cpu);
+	pthread_barrier_wait(a->start);
+	a->sys->consume(a->ctx, a->c);
+	return NULL;
+}
+
+/* Runs one pass; fills res (except memory fields) when res is not NULL. */
+static void run_pass(const struct bench_sys *sys, void *ctx,
+		     const struct bench_params *p, const bool *stalled, int overload,
+		     double seconds, uint64_t messages, struct bench_result *res)
+{
+	struct bench_pass pass = { .p = p, .stalled = stalled };
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	pthread_t pt[p->pubs], ct[p->consumers];
+	struct pub_arg pa[p->pubs];
+	struct con_arg *ca = aligned_alloc(BENCH_CACHE_LINE, sizeof(*ca) * p->consumers);
+	struct bench_consumer *cons = aligned_alloc(BENCH_CACHE_LINE,
+						    sizeof(*cons) * p->consumers);
+	pthread_barrier_t start;
+	uint64_t t0, t_end, published = 0, received = 0, nsamp = 0, give_ups = 0, *all;
+	unsigned active = 0, i;
+	int64_t rss;
+
+	if (!ca || !cons)
+		abort();
+	pass.cons = cons;
+	pass.window = overload ? 0 : (p->queue_max / 4 ? p->queue_max / 4 : 1);
+	for (i = 0; i < p->consumers; i++)
+		cons[i] = (struct bench_consumer){ .pass = &pass, .idx = i };
+	for (i = 0; i < p->subs; i++) {
+		active += !stalled[i];
+		cons[i % p->consumers].nsubs += !stalled[i];
+	}
+	pthread_barrier_init(&start, NULL, p->pubs + p->consumers + 1);
+	for (i = 0; i < p->consumers; i++) {
+		ca[i] = (struct con_arg){ .sys = sys, .ctx = ctx, .start = &start,
+					  .cpu = cpu_for(p->pubs + i, p->pubs + p->consumers),
+					  .c = &cons[i] };
+		pthread_create(&ct[i], NULL, consumer_main, &ca[i]);
+	}
+	for (i = 0; i < p->pubs; i++) {
+		pa[i] = (struct pub_arg){
+			.pass = &pass, .sys = sys, .ctx = ctx, .start = &start,
+			.idx = i, .cpu = cpu_for(i, p->pubs + p->consumers),
+			.spin_yield = ncpu < (long)(p->pubs + p->consumers),
+			.give_up_ns = sys->exact_drain ? FLOW_GIVE_UP_EXACT_NS
+						       : FLOW_GIVE_UP_LOSSY_NS,
+			.quota = messages ? (messages + p->pubs - 1) / p->pubs : 0,
+			.deadline_ns = (uint64_t)(seconds * 1e9),
+			.samples = malloc(SAMPLE_CAP * sizeof(uint64_t)),
+		};
+		if (!pa[i].samples)
+			abort();
+		pthread_create(&pt[i], NULL, publisher_main, &pa[i]);
+	}
+	pthread_barrier_wait(&start);
+	t0 = bench_now_ns();
+	for (i = 0; i < p->pubs; i++)
+		pthread_join(pt[i], NULL);
+	t_end = bench_now_ns();
+	rss = rss_bytes(); /* backlog is at its largest now */
+	atomic_store_explicit(&pass.pubs_done, 1, memory_order_release);
+	for (i = 0; i < p->consumers; i++) {
+		pthread_join(ct[i], NULL);
+		received += atomic_load(&cons[i].received);
+		if (cons[i].last_recv_ns > t_end)
+			t_end = cons[i].last_recv_ns;
+	}
+	pthread_barrier_destroy(&start);
+	for (i = 0; i < p->pubs; i++) {
+		published += pa[i].published;
+		nsamp += pa[i].nsamples;
+		give_ups += pa[i].give_ups;
+	}
+	all = malloc((nsamp + 1) * sizeof(*all));
+	if (!all)
+		abort();
+	nsamp = 0;
+	for (i = 0; i < p->pubs; i++) {
+		memcpy(all + nsamp, pa[i].samples, pa[i].nsamples * sizeof(*all));
+		nsamp += pa[i].nsamples;
+		free(pa[i].samples);
+	}
+	if (res) {
+		qsort(all, nsamp, sizeof(*all), cmp_u64);
+		res->ok = 1;
+		res->wall_s = (double)(t_end - t0) / 1e9;
+		res->published = published;
+		res->received = received;
+		res->dropped = published * active > received
+				       ? published * active - received : 0;
+		res->deliveries_per_s = received / res->wall_s;
+		res->p50_ns = nsamp ? (double)all[nsamp / 2] : 0;
+		res->p99_ns = nsamp ? (double)all[nsamp * 99 / 100] : 0;
+		res->rss_bytes = rss;
+		res->give_ups = give_ups;
+	}
+	free(all);
+	free(ca);
+	free(cons);
+}
+
+/* ------------------------------------------------------- child process */
+
+static bool *stalled_map(const struct bench_params *p)
+{
+	bool *s = calloc(p->subs + 1, sizeof(*s));
+	unsigned i;
+
+	if (!s)
+		abort();
+	/* Spread the stalled ones evenly over subscribers and consumers. */
+	for (i = 0; i < p->subs; i++)
+		s[i] = (unsigned)((i + 1) * p->slow_frac) > (unsigned)(i * p->slow_frac);
+	return s;
+}
+
+static void child_throughput(const struct options *o, const struct bench_sys *sys,
+			     const struct bench_params *p, struct bench_result *res)
+{
+	bool *stalled = stalled_map(p);
+	int64_t rss0 = rss_bytes();
+	void *ctx = sys->setup(p, stalled);
+
+	if (!ctx)
+		return;
+	run_pass(sys, ctx, p, stalled, o->overload, o->warmup, o->messages / 4, NULL);
+	run_pass(sys, ctx, p, stalled, o->overload, o->duration, o->messages, res);
+	res->rss_bytes -= rss0;
+	sys->teardown(ctx);
+	free(stalled);
+}
+
+/* RSS per idle subscriber, then per queued delivery, with no consumer. */
+static void child_memory(const struct bench_sys *sys, const struct bench_params *p,
+			 struct bench_result *res)
+{
+	bool *stalled = calloc(p->subs, sizeof(*stalled));
+	unsigned char msg[16] = { BENCH_DATA };
+	int64_t rss0 = rss_bytes(), rss1, rss2;
+	void *ctx;
+	unsigned i;
+
+	if (!stalled)
+		abort();
+	ctx = sys->setup(p, stalled);
+	if (!ctx)
+		return;
+	rss1 = rss_bytes();
+	for (i = 0; i < MEM_MSGS; i++)
+		sys->publish(ctx, 0, msg, sizeof(msg));
+	rss2 = rss_bytes();
+	res->ok = 1;
+	res->rss_bytes = rss2 - rss0;
+	res->bytes_per_sub = (double)(rss1 - rss0) / p->subs;
+	res->bytes_per_queued = (double)(rss2 - rss1) / ((double)p->subs * MEM_MSGS);
+	sys->teardown(ctx);
+	free(stalled);
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static struct bench_result run_child(const struct options *o,
+				     const struct bench_sys *sys,
+				     const struct scenario *s)
+{
+	struct bench_result res = { 0 };
+	int fd[2], status;
+	pid_t pid;
+
+	fflush(NULL);
+	if (pipe(fd) < 0 || (pid = fork()) < 0) {
+		perror("fanq-bench: fork");
+		return res;
+	}
+	if (pid == 0) {
+		close(fd[0]);
+		raise_fd_limit();
+		alarm(120); /* a wedged system is reported, not waited for */
+		if (s->memory)
+			child_memory(sys, &s->p, &res);
+		else
+			child_throughput(o, sys, &s->p, &res);
+		if (write(fd[1], &res, sizeof(res)) != (ssize_t)sizeof(res))
+			_exit(1);
+		_exit(0);
+	}
+	close(fd[1]);
+	if (read(fd[0], &res, sizeof(res)) != (ssize_t)sizeof(res))
+		memset(&res, 0, sizeof(res));
+	close(fd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(status))
+		fprintf(stderr, "\nfanq-bench: %s in %s subs=%u died of signal %d\n",
+			sys->name, s->family, s->p.subs, WTERMSIG(status));
+	return res;
+}
+
+/* ------------------------------------------------------------- options */
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f,
+"usage: fanq-bench [options]\n"
+"\n"
+"P publisher threads publish messages of S bytes to N subscribers of one\n"
+"channel; C consumer threads drain them, each serving N/C subscribers like\n"
+"I/O threads.  Every queue drops when full (no backpressure).  Publishers\n"
+"are paced the same way for every system: each waits while it is more than\n"
+"queue-max/4 messages ahead of the slowest consumer (per subscriber); after\n"
+"2 ms without progress (zmq, nng: they may have lost messages) or 50 ms\n"
+"(the others) it counts the gap as lost and goes on: column 'gu' counts\n"
+"these give-ups over all runs.  --overload turns pacing off.\n"
+"Reported per (scenario, system): deliveries/s (messages received by\n"
+"consumers / wall time, median of runs and min..max), the fanq/peer ratio\n"
+"taken run by run, publish latency p50/p99 (ns per publish call, every\n"
+"%dth call timed), dropped deliveries (published x drained subs - received)\n"
+"and the VmRSS delta at the end of publishing.\n"
+"\n"
+"Default scenarios (without --subs/--pubs/--msg-bytes/--slow-frac):\n"
+"  fanout   N = 1,64,1000,10000 (--quick: 1,64,1000), S = 256\n"
+"  msgsize  N = 64, S = 16 and 4096 (--quick: 4096)\n"
+"  slow     N = 1000, S = 256, 10%% of subscribers stalled (never drained):\n"
+"           the others' deliveries and drops should not change\n"
+"  memory   RSS per idle subscriber (N = --mem-subs subscribed to one\n"
+"           channel) and per queued delivery (%d x 16-byte messages each);\n"
+"           fanq, mutex and spsc only (fanq-group has fanq's queues; zmq\n"
+"           and nng need a socket, zmq an fd, per subscriber)\n"
+"With any list option the cross product of the lists is run instead.\n"
+"\n"
+"Options:\n"
+"  --subs LIST        subscriber counts, e.g. 1,64,1000,10000\n"
+"  --pubs LIST        publisher threads (default 1 on <= 4 cores, else 2)\n"
+"  --msg-bytes LIST   payload sizes (default 256; msgsize: 16,4096)\n"
+"  --slow-frac LIST   fractions of stalled subscribers (default 0)\n"
+"  --consumers C      consumer threads (default 1 on 2 cores, else\n"
+"                     min(nproc - pubs, 8))\n"
+"  --queue-max Q      messages per subscriber queue (default 1024); zmq and\n"
+"                     nng get SNDHWM/RCVHWM (sendbuf/recvbuf) of Q/2 each,\n"
+"                     since their inproc pipe holds both\n"
+"  --policy P         drop-new (default) or drop-oldest; applies to fanq\n"
+"                     and mutex, the others always drop new\n"
+"  --duration SEC     measured pass length (default 0.25, --quick 0.08)\n"
+"  --messages M       publish M messages per measured pass instead\n"
+"  --runs R           measured runs per system (default 3)\n"
+"  --overload         publishers run free (no pacing): queues fill and drop,\n"
+"                     deliveries/s is what consumers manage under overload\n"
+"  --no-pin           let threads float (default: each publisher and\n"
+"                     consumer pinned to its own CPU when there are enough)\n"
+"  --systems LIST     any of:",
+		SAMPLE_EVERY, MEM_MSGS);
+	for (i = 0; i < N_ALL_SYS; i++)
+		fprintf(f, " %s", all_systems[i]->name);
+	fprintf(f,
+"\n"
+"  --mem-subs N       subscribers in the memory scenario (default 100000,\n"
+"                     --quick 20000); --no-memory skips it\n"
+"  --quick            small scenarios, under 30 s on 2 cores\n"
+"  --json FILE        write results as a JSON array\n"
+"  --plot-data FILE   write fanout deliveries/s per system for bench/plot.gp\n"
+"  --help\n"
+"\nSystems:\n");
+	for (i = 0; i < N_ALL_SYS; i++)
+		fprintf(f, "  %-11s %s\n", all_systems[i]->name, all_systems[i]->about);
+}
+
+static void parse_list(const char *arg, struct list *l, const char *what)
+{
+	char *copy = strdup(arg), *save = NULL, *tok;
+
+	l->n = 0;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+		double v = strtod(tok, &end);
+
+		if (*end || v < 0 || l->n == MAX_LIST) {
+			fprintf(stderr, "fanq-bench: bad %s list '%s'\n", what, arg);
+			exit(2);
+		}
+		l->v[l->n++] = v;
+	}
+	free(copy);
+	if (!l->n) {
+		fprintf(stderr, "fanq-bench: empty %s list\n", what);
+		exit(2);
+	}
+}
+
+static void parse_systems(const char *arg, struct options *o)
+{
+	char *copy = strdup(arg), *save = NULL, *tok;
+	size_t i;
+
+	o->nsys = 0;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < N_ALL_SYS && strcmp(tok, all_systems[i]->name); i++)
+			;
+		if (i == N_ALL_SYS || o->nsys == MAX_SYS) {
+			fprintf(stderr, "fanq-bench: unknown system '%s' (see --help)\n", tok);
+			exit(2);
+		}
+		o->sys[o->nsys++] = all_systems[i];
+	}
+	free(copy);
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int i;
+
+	*o = (struct options){ .runs = 3, .queue_max = 1024, .memory = 1 };
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			exit(0);
+		} else if (!strcmp(a, "--quick")) {
+			o->quick = 1;
+		} else if (!strcmp(a, "--no-memory")) {
+			o->memory = 0;
+		} else if (!strcmp(a, "--overload")) {
+			o->overload = 1;
+		} else if (!strcmp(a, "--no-pin")) {
+			pin_threads = 0;
+		} else if (!v) {
+			fprintf(stderr, "fanq-bench: unknown option or missing value: %s\n", a);
+			usage(stderr);
+			exit(2);
+		} else {
+			i++;
+			if (!strcmp(a, "--subs"))
+				parse_list(v, &o->subs, a), o->custom = 1;
+			else if (!strcmp(a, "--pubs"))
+				parse_list(v, &o->pubs, a), o->custom = 1;
+			else if (!strcmp(a, "--msg-bytes"))
+				parse_list(v, &o->msg_bytes, a), o->custom = 1;
+			else if (!strcmp(a, "--slow-frac"))
+				parse_list(v, &o->slow_frac, a), o->custom = 1;
+			else if (!strcmp(a, "--consumers"))
+				o->consumers = (unsigned)atoi(v);
+			else if (!strcmp(a, "--queue-max"))
+				o->queue_max = (unsigned)atoi(v);
+			else if (!strcmp(a, "--mem-subs"))
+				o->mem_subs = (unsigned)atoi(v);
+			else if (!strcmp(a, "--duration"))
+				o->duration = atof(v);
+			else if (!strcmp(a, "--messages"))
+				o->messages = strtoull(v, NULL, 10);
+			else if (!strcmp(a, "--runs"))
+				o->runs = (unsigned)atoi(v);
+			else if (!strcmp(a, "--systems"))
+				parse_systems(v, o);
+			else if (!strcmp(a, "--json"))
+				o->json = v;
+			else if (!strcmp(a, "--plot-data"))
+				o->plot_data = v;
+			else if (!strcmp(a, "--policy") && !strcmp(v, "drop-new"))
+				o->drop_oldest = 0;
+			else if (!strcmp(a, "--policy") && !strcmp(v, "drop-oldest"))
+				o->drop_oldest = 1;
+			else {
+				fprintf(stderr, "fanq-bench: bad option %s %s\n", a, v);
+				usage(stderr);
+				exit(2);
+			}
+		}
+	}
+	if (!o->nsys)
+		for (o->nsys = 0; o->nsys < N_ALL_SYS; o->nsys++)
+			o->sys[o->nsys] = all_systems[o->nsys];
+	if (!o->pubs.n)
+		o->pubs = (struct list){ 1, { ncpu <= 4 ? 1 : 2 } };
+	if (!o->consumers) {
+		long left = ncpu - (long)o->pubs.v[0];
+
+		o->consumers = ncpu <= 2 || left < 1 ? 1 : (unsigned)(left < 8 ? left : 8);
+	}
+	if (!o->duration)
+		o->duration = o->quick ? 0.08 : 0.25;
+	o->warmup = o->duration / 3;
+	if (!o->mem_subs)
+		o->mem_subs = o->quick ? 20000 : 100000;
+	if (o->runs < 1 || o->runs > MAX_RUNS || !o->queue_max || !o->consumers) {
+		fprintf(stderr, "fanq-bench: --runs 1..%d, --queue-max and --consumers >= 1\n",
+			MAX_RUNS);
+		exit(2);
+	}
+}
+
+/* ----------------------------------------------------------- scenarios */
+
+static unsigned add_scenario(struct scenario *sc, unsigned n, const struct options *o,
+			     const char *family, unsigned subs, unsigned pubs,
+			     size_t bytes, double slow)
+{
+	if (n == MAX_SCEN || !subs || !pubs || !bytes) {
+		fprintf(stderr, "fanq-bench: skipping scenario subs=%u pubs=%u bytes=%zu\n",
+			subs, pubs, bytes);
+		return n;
+	}
+	sc[n].family = family;
+	sc[n].memory = 0;
+	sc[n].p = (struct bench_params){
+		.subs = subs, .pubs = pubs,
+		.consumers = o->consumers < subs ? o->consumers : subs,
+		.msg_bytes = bytes < 1 ? 1 : bytes, .queue_max = o->queue_max,
+		.drop_oldest = o->drop_oldest, .slow_frac = slow,
+	};
+	return n + 1;
+}
+
+static unsigned build_scenarios(const struct options *o, struct scenario *sc)
+{
+	static const unsigned full_subs[] = { 1, 64, 1000, 10000 };
+	unsigned n = 0, pubs = (unsigned)o->pubs.v[0], i, a, b, c;
+
+	if (o->custom) {
+		struct list subs = o->subs, bytes = o->msg_bytes, slow = o->slow_frac;
+
+		if (!subs.n)
+			subs = (struct list){ 1, { 64 } };
+		if (!bytes.n)
+			bytes = (struct list){ 1, { 256 } };
+		if (!slow.n)
+			slow = (struct list){ 1, { 0 } };
+		for (a = 0; a < o->pubs.n; a++)
+			for (b = 0; b < bytes.n; b++)
+				for (c = 0; c < slow.n; c++)
+					for (i = 0; i < subs.n; i++)
+						n = add_scenario(sc, n, o,
+							a || b || c ? "sweep" : "fanout",
+							(unsigned)subs.v[i], (unsigned)o->pubs.v[a],
+							(size_t)bytes.v[b], slow.v[c]);
+	} else {
+		for (i = 0; i < (o->quick ? 3u : 4u); i++)
+			n = add_scenario(sc, n, o, "fanout", full_subs[i], pubs, 256, 0);
+		if (!o->quick)
+			n = add_scenario(sc, n, o, "msgsize", 64, pubs, 16, 0);
+		n = add_scenario(sc, n, o, "msgsize", 64, pubs, 4096, 0);
+		n = add_scenario(sc, n, o, "slow", 1000, pubs, 256, 0.1);
+	}
+	if (o->memory && n < MAX_SCEN) {
+		n = add_scenario(sc, n, o, "memory", o->mem_subs, 1, 16, 0);
+		sc[n - 1].memory = 1;
+	}
+	return n;
+}
+
+/* ----------------------------------------------------------- reporting */
+
+struct summary {
+	double dps, dps_min, dps_max, ratio, p50, p99, dropped, rss, give_ups;
+	double per_sub, per_queued;
+	unsigned ok;
+};
+
+/* The "fanq" system's column, or -1 when it is not compared. */
+static int fanq_index(const struct options *o)
+{
+	unsigned k;
+
+	for (k = 0; k < o->nsys; k++)
+		if (o->sys[k] == &bench_sys_fanq)
+			return (int)k;
+	return -1;
+}
+
+static struct summary summarize(const struct options *o, const struct scenario *s,
+				unsigned k)
+{
+	double dps[MAX_RUNS], ratio[MAX_RUNS], p50[MAX_RUNS], p99[MAX_RUNS],
+		drop[MAX_RUNS], rss[MAX_RUNS], ps[MAX_RUNS], pq[MAX_RUNS];
+	struct summary sm = { .ratio = -1 };
+	int f = fanq_index(o);
+	unsigned r, nr = 0;
+
+	for (r = 0; r < o->runs; r++) {
+		const struct bench_result *x = &s->res[k][r];
+		const struct bench_result *y = f < 0 ? x : &s->res[f][r];
+
+		if (!x->ok)
+			continue;
+		dps[sm.ok] = x->deliveries_per_s;
+		p50[sm.ok] = x->p50_ns;
+		p99[sm.ok] = x->p99_ns;
+		drop[sm.ok] = (double)x->dropped;
+		sm.give_ups += (double)x->give_ups;
+		rss[sm.ok] = (double)x->rss_bytes;
+		ps[sm.ok] = x->bytes_per_sub;
+		pq[sm.ok] = x->bytes_per_queued;
+		sm.ok++;
+		/* fanq/peer from the same run only */
+		if (f >= 0 && y->ok && x->deliveries_per_s > 0)
+			ratio[nr++] = y->deliveries_per_s / x->deliveries_per_s;
+	}
+	if (!sm.ok)
+		return sm;
+	sm.dps_min = sm.dps_max = dps[0];
+	for (r = 1; r < sm.ok; r++) {
+		sm.dps_min = dps[r] < sm.dps_min ? dps[r] : sm.dps_min;
+		sm.dps_max = dps[r] > sm.dps_max ? dps[r] : sm.dps_max;
+	}
+	sm.dps = median(dps, sm.ok);
+	sm.p50 = median(p50, sm.ok);
+	sm.p99 = median(p99, sm.ok);
+	sm.dropped = median(drop, sm.ok);
+	sm.rss = median(rss, sm.ok);
+	sm.per_sub = median(ps, sm.ok);
+	sm.per_queued = median(pq, sm.ok);
+	if (nr && (int)k != f)
+		sm.ratio = median(ratio, nr);
+	return sm;
+}
+
+static const char *si(double v, char *buf, size_t cap)
+{
+	if (v >= 1e9)
+		snprintf(buf, cap, "%.2fG", v / 1e9);
+	else if (v >= 1e6)
+		snprintf(buf, cap, "%.2fM", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(buf, cap, "%.1fk", v / 1e3);
+	else
+		snprintf(buf, cap, "%.0f", v);
+	return buf;
+}
+
+static void print_table(const struct options *o, struct scenario *sc, unsigned n)
+{
+	char a[32], b[32], c[32], d[32], rs[32];
+	unsigned i, k;
+
+	printf("\n%-8s %-10s %6s %4s %5s %5s %9s %19s %9s %8s %8s %9s %4s %8s\n",
+	       "scenario", "system", "subs", "pubs", "bytes", "slow", "deliv/s",
+	       "min..max", "fanq/peer", "p50 ns", "p99 ns", "dropped", "gu", "rss MiB");
+	for (i = 0; i < n; i++) {
+		const struct scenario *s = &sc[i];
+
+		if (s->memory)
+			continue;
+		for (k = 0; k < o->nsys; k++) {
+			struct summary sm = summarize(o, s, k);
+
+			if (!sm.ok) {
+				printf("%-8s %-10s %6u %4u %5zu %5.2f  (failed; see stderr)\n",
+				       s->family, o->sys[k]->name, s->p.subs, s->p.pubs,
+				       s->p.msg_bytes, s->p.slow_frac);
+				continue;
+			}
+			snprintf(b, sizeof(b), "%s..", si(sm.dps_min, a, sizeof(a)));
+			strncat(b, si(sm.dps_max, c, sizeof(c)), sizeof(b) - strlen(b) - 1);
+			if (sm.ratio < 0)
+				snprintf(rs, sizeof(rs), "-");
+			else
+				snprintf(rs, sizeof(rs), "%.2fx", sm.ratio);
+			printf("%-8s %-10s %6u %4u %5zu %5.2f %9s %19s %9s %8.0f %8.0f %9s %4.0f %8.1f\n",
+			       s->family, o->sys[k]->name, s->p.subs, s->p.pubs,
+			       s->p.msg_bytes, s->p.slow_frac, si(sm.dps, d, sizeof(d)), b,
+			       rs, sm.p50, sm.p99, si(sm.dropped, c, sizeof(c)),
+			       sm.give_ups, sm.rss / 1048576.0);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (!sc[i].memory)
+			continue;
+		printf("\nmemory: %u subscribers on one channel, then %d x 16-byte messages "
+		       "queued to each (no consumer)\n%-10s %14s %20s %9s\n",
+		       sc[i].p.subs, MEM_MSGS, "system", "bytes/idle sub",
+		       "bytes/queued deliv", "rss MiB");
+		for (k = 0; k < o->nsys; k++) {
+			struct summary sm = summarize(o, &sc[i], k);
+
+			if (sm.ok)
+				printf("%-10s %14.0f %20.1f %9.1f\n", o->sys[k]->name,
+				       sm.per_sub, sm.per_queued, sm.rss / 1048576.0);
+			else if (!o->sys[k]->memory)
+				printf("%-10s %14s\n", o->sys[k]->name, "not run");
+			else
+				printf("%-10s %14s\n", o->sys[k]->name, "failed");
+		}
+	}
+}
+
+static int write_json(const struct options *o, struct scenario *sc, unsigned n,
+		      const char *cpu, long ncpu)
+{
+	FILE *f = fopen(o->json, "w");
+	const char *sep = "";
+	unsigned i, k;
+
+	if (!f) {
+		perror(o->json);
+		return -1;
+	}
+	fprintf(f, "[\n");
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < o->nsys; k++) {
+			const struct scenario *s = &sc[i];
+			struct summary sm = summarize(o, s, k);
+
+			if (s->memory && !o->sys[k]->memory)
+				continue;
+			fprintf(f, "%s  {\"scenario\": \"%s\", \"system\": \"%s\", "
+				"\"subscribers\": %u, \"publishers\": %u, \"consumers\": %u, "
+				"\"msg_bytes\": %zu, \"queue_max\": %u, \"policy\": \"%s\", "
+				"\"slow_frac\": %g, \"paced\": %s, \"runs_ok\": %u, ",
+				sep, s->family, o->sys[k]->name, s->p.subs, s->p.pubs,
+				s->p.consumers, s->p.msg_bytes, s->p.queue_max,
+				s->p.drop_oldest ? "drop-oldest" : "drop-new",
+				s->p.slow_frac, o->overload ? "false" : "true", sm.ok);
+			if (s->memory)
+				fprintf(f, "\"bytes_per_sub\": %.1f, \"bytes_per_queued_msg\": %.2f, ",
+					sm.per_sub, sm.per_queued);
+			if (sm.ratio >= 0)
+				fprintf(f, "\"ratio_fanq_over_peer\": %.4f, ", sm.ratio);
+			fprintf(f, "\"deliveries_per_s\": %.0f, \"deliveries_per_s_min\": %.0f, "
+				"\"deliveries_per_s_max\": %.0f, \"p50_ns\": %.0f, \"p99_ns\": %.0f, "
+				"\"dropped\": %.0f, \"pacing_give_ups\": %.0f, \"rss_bytes\": %.0f, "
+				"\"machine\": {\"nproc\": %ld, \"cpu\": \"%s\"}}",
+				sm.dps, sm.dps_min, sm.dps_max, sm.p50, sm.p99, sm.dropped,
+				sm.give_ups, sm.rss, ncpu, cpu);
+			sep = ",\n";
+		}
+	}
+	fprintf(f, "\n]\n");
+	return fclose(f);
+}
+
+/* One block per system ("name" then "subs deliveries/s"), for plot.gp. */
+static int write_plot_data(const struct options *o, struct scenario *sc, unsigned n)
+{
+	FILE *f = fopen(o->plot_data, "w");
+	unsigned i, k;
+
+	if (!f) {
+		perror(o->plot_data);
+		return -1;
+	}
+	for (k = 0; k < o->nsys; k++) {
+		fprintf(f, "%s\"%s\"\n", k ? "\n\n" : "", o->sys[k]->name);
+		for (i = 0; i < n; i++) {
+			struct summary sm;
+
+			if (strcmp(sc[i].family, "fanout"))
+				continue;
+			sm = summarize(o, &sc[i], k);
+			if (sm.ok)
+				fprintf(f, "%u %.0f %.0f %.0f\n", sc[i].p.subs, sm.dps,
+					sm.dps_min, sm.dps_max);
+		}
+	}
+	return fclose(f);
+}
+
+/* ---------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+	static struct scenario sc[MAX_SCEN];
+	struct options o;
+	char cpu[256], load[64];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n, i, k, r, done = 0, total = 0;
+	int tty = isatty(2), rc = 0;
+	uint64_t t0 = bench_now_ns();
+
+	parse_options(argc, argv, &o);
+	n = build_scenarios(&o, sc);
+	cpu_model(cpu, sizeof(cpu));
+	printf("fanq-bench: %ld CPUs, %s; load average at start %s\n", ncpu, cpu,
+	       load_average(load, sizeof(load)));
+	printf("consumers %u, queue-max %u, policy %s, %s, %u runs after a warm-up pass; "
+	       "median (min..max)\n", o.consumers, o.queue_max,
+	       o.drop_oldest ? "drop-oldest" : "drop-new",
+	       o.overload ? "publishers unpaced (--overload)" : "publishers paced",
+	       o.runs);
+	if (o.messages)
+		printf("passes of %llu messages\n", (unsigned long long)o.messages);
+	else
+		printf("passes of %.2f s (warm-up %.2f s)\n", o.duration, o.warmup);
+	for (i = 0; i < n; i++)
+		for (k = 0; k < o.nsys; k++)
+			total += sc[i].memory ? (unsigned)o.sys[k]->memory : o.runs;
+	for (i = 0; i < n; i++) {
+		unsigned runs = sc[i].memory ? 1 : o.runs;
+
+		for (r = 0; r < runs; r++) {
+			for (k = 0; k < o.nsys; k++) {
+				fprintf(stderr, "%s[%3u/%u %4.0fs] %-8s subs=%-6u bytes=%-5zu %-10s run %u/%u%s",
+					tty ? "\r" : "", ++done, total,
+					(double)(bench_now_ns() - t0) / 1e9, sc[i].family,
+					sc[i].p.subs, sc[i].p.msg_bytes, o.sys[k]->name,
+					r + 1, runs, tty ? "   " : "\n");
+				if (!sc[i].memory || o.sys[k]->memory)
+					sc[i].res[k][r] = run_child(&o, o.sys[k], &sc[i]);
+			}
+		}
+	}
+	if (tty)
+		fprintf(stderr, "\r%100s\r", "");
+	fprintf(stderr, "fanq-bench: done in %.1f s\n", (double)(bench_now_ns() - t0) / 1e9);
+	print_table(&o, sc, n);
+	if (o.json && write_json(&o, sc, n, cpu, ncpu))
+		rc = 1;
+	if (o.plot_data && write_plot_data(&o, sc, n))
+		rc = 1;
+	return rc;
+}
