@@ -144,9 +144,11 @@ static size_t drain_pending_bytes(const struct drain *d)
 {
 	size_t n = 0;
 
-	for (unsigned i = 0; d && i < d->n; i++)
+	if (!d)
+		return 0;
+	for (unsigned i = 0; i < d->n; i++)
 		n += item_len(d, &d->items[i]);
-	return d ? n - d->off : 0;
+	return n - d->off;
 }
 
 /* Consumer: the first held item was fully written. */

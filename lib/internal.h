@@ -231,6 +231,7 @@ unsigned policy_lane(const struct policy *p, unsigned levels, const fanq_msg *m)
 int policy_on_full(const struct policy *p, const struct fanq_sub *s,
 		   const fanq_msg *in, unsigned in_lane);
 enum fanq_drop_reason policy_evict_reason(const struct policy *p);
+enum fanq_drop_reason policy_reject_reason(const struct policy *p);
 unsigned policy_levels(const struct policy *p);
 
 /* -------------------------------------------------------------- groups */

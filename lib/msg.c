@@ -63,16 +63,10 @@ void fanq_msg_release(fanq_msg *m)
 {
 	if (!m)
 		return;
-	/* release: our reads of m happen before the free; pairs with the
-	 * acquire fence below in the thread that frees */
-#ifdef FANQ_TSAN
-	/* TSan does not model fences: same ordering, spelled on the RMW */
+	/* acq_rel: every holder's reads of m happen before the free in the
+	 * thread that drops the last reference (on the RMW rather than a
+	 * separate fence, which ThreadSanitizer does not model) */
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
-#else
-	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_release) != 1)
-		return;
-	atomic_thread_fence(memory_order_acquire);
-#endif
 	free(m);
 }

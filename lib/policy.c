@@ -70,6 +70,14 @@ int policy_on_full(const struct policy *p, const struct fanq_sub *s,
 	return -1;
 }
 
+/* Why an incoming message is rejected once the policy gives up. */
+enum fanq_drop_reason policy_reject_reason(const struct policy *p)
+{
+	return p->kind == FANQ_PRIORITY || p->kind == FANQ_CUSTOM
+		       ? FANQ_DROP_EVICTED_PRIORITY
+		       : FANQ_DROP_FULL_NEW;
+}
+
 enum fanq_drop_reason policy_evict_reason(const struct policy *p)
 {
 	return p->kind == FANQ_DROP_OLDEST ? FANQ_DROP_EVICTED_OLDEST

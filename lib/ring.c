@@ -236,11 +236,13 @@ fanq_msg *lane_take(struct lane *l, uint64_t *ord, bool evict)
 		if (!m && s && evict) {
 			fanq_msg *expect = NULL;
 
-			atomic_compare_exchange_strong(&s->slot[h - s->base].msg,
-						       &expect, LANE_EVICTED);
-			m = expect ? expect : LANE_EVICTED;
-			if (m != LANE_EVICTED)
-				continue; /* written meanwhile: read it again */
+			/* fails if the producer wrote it meanwhile: read again;
+			 * another evictor's mark is claimed like our own */
+			if (!atomic_compare_exchange_strong(&s->slot[h - s->base].msg,
+							    &expect, LANE_EVICTED) &&
+			    expect != LANE_EVICTED)
+				continue;
+			m = LANE_EVICTED;
 		}
 		if (!m)
 			return NULL;

@@ -327,6 +327,13 @@ void sub_notify_group(struct fanq_sub *s)
 		group_enqueue(s->group, s);
 }
 
+/* Fan-out thread: the incoming message is dropped for why. */
+static int sub_reject(struct fanq_sub *s, enum fanq_drop_reason why)
+{
+	sub_count_drop(s, why);
+	return OFFER_DROPPED;
+}
+
 /*
  * How many times an offer re-checks a full subscriber whose oldest entry
  * cannot be taken yet (reserved by another fan-out thread but not yet
@@ -345,12 +352,11 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 	struct policy *p = atomic_load_explicit(&s->policy, memory_order_acquire);
 	unsigned lane = policy_lane(p, s->levels, m);
 	uint64_t ord = ++lk->prod_ord[lane];
-	enum fanq_drop_reason why = FANQ_DROP_FULL_NEW;
-	int r = 0, retries = 0;
+	int r = 0, retries = 0, rc;
 
 	atomic_fetch_add_explicit(&s->enqueued, 1, memory_order_relaxed);
 	if (m->len > atomic_load_explicit(&s->max_bytes, memory_order_relaxed))
-		goto reject;
+		return sub_reject(s, FANQ_DROP_FULL_NEW);
 	while (!sub_reserve(s, m->len)) {
 		int victim = policy_on_full(p, s, m, lane);
 
@@ -358,34 +364,22 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 			r = OFFER_DROPPED;
 			continue;
 		}
-		if (victim < 0 || ++retries > OFFER_RETRIES) {
-			/* the policy's own choice is its reason */
-			if (p->kind == FANQ_PRIORITY || p->kind == FANQ_CUSTOM)
-				why = FANQ_DROP_EVICTED_PRIORITY;
-			goto reject;
-		}
+		if (victim < 0 || ++retries > OFFER_RETRIES)
+			return sub_reject(s, policy_reject_reason(p));
 		caa_cpu_relax();
 	}
 	fanq_msg_ref(m);
-	switch (lane_push(&s->lanes[lane], m, ord)) {
-	case 0:
-		break;
-	case FANQ_ECLOSED: /* evicted by another fan-out thread in flight */
+	rc = lane_push(&s->lanes[lane], m, ord);
+	if (rc) {
 		sub_unreserve(s, m->len);
 		fanq_msg_release(m);
-		sub_count_drop(s, policy_evict_reason(p));
-		return OFFER_DROPPED;
-	default:
-		sub_unreserve(s, m->len);
-		fanq_msg_release(m);
-		goto reject;
+		/* FANQ_ECLOSED: another fan-out thread evicted it in flight */
+		return sub_reject(s, rc == FANQ_ECLOSED ? policy_evict_reason(p)
+							 : FANQ_DROP_FULL_NEW);
 	}
 	if (s->group)
 		sub_notify_group(s);
 	return r | OFFER_ACCEPTED;
-reject:
-	sub_count_drop(s, why);
-	return OFFER_DROPPED;
 }
 
 /* Owner thread.  Copies key and value; replaces an existing key. */

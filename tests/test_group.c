@@ -187,6 +187,21 @@ static void read_exact(int fd, char *buf, size_t len)
 	}
 }
 
+/* Drain sub through a socket pair in short writes; expect exactly want. */
+static void drain_expect(fanq_sub *sub, int iovmax, const char *want, size_t len)
+{
+	char got[8192];
+	int sv[2];
+
+	ck_assert_uint_le(len, sizeof(got));
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	drain_in_chunks(sub, sv[0], iovmax);
+	read_exact(sv[1], got, len);
+	ck_assert_mem_eq(got, want, len);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 START_TEST(test_drain_iov_partial_writes_reassemble)
 {
 	fanq_bus *bus = tu_bus_new();
@@ -200,13 +215,11 @@ START_TEST(test_drain_iov_partial_writes_reassemble)
 		.suffix_len = 2,
 		.arg = &state,
 	};
-	char expect[8192], got[8192], payload[200];
+	char expect[8192], payload[200];
 	size_t expect_len = 0;
 	uint64_t seqs[2] = {0, 0};
-	int sv[2];
 	unsigned nmsgs = 24;
 
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	ck_assert_int_eq(fanq_sub_set_framer(sub, &framer), 0);
 	ck_assert_int_eq(fanq_subscribe(sub, news), 0);
 	ck_assert_int_eq(fanq_subscribe(sub, sport), 0);
@@ -220,16 +233,12 @@ START_TEST(test_drain_iov_partial_writes_reassemble)
 		expect_len += sse_frame(expect + expect_len, c ? "sport" : "news",
 					++seqs[c], payload, len);
 	}
-	drain_in_chunks(sub, sv[0], 16);
-	read_exact(sv[1], got, expect_len);
-	ck_assert_mem_eq(got, expect, expect_len);
+	drain_expect(sub, 16, expect, expect_len);
 	ck_assert_uint_eq(state.prefix_calls, nmsgs);
 	ck_assert_uint_ge(state.min_cap, 128);
 	fanq_sub_stats st = tu_assert_balanced(sub);
 	ck_assert_uint_eq(st.delivered, nmsgs);
 	ck_assert_uint_eq(st.queued_msgs, 0);
-	close(sv[0]);
-	close(sv[1]);
 	tu_sub_close(sub);
 	fanq_channel_release(news);
 	fanq_channel_release(sport);
@@ -248,11 +257,9 @@ START_TEST(test_drain_iov_small_iovmax_reassembles)
 		.suffix_len = 2,
 		.arg = &state,
 	};
-	char expect[4096], got[4096];
+	char expect[4096];
 	size_t expect_len = 0;
-	int sv[2];
 
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	ck_assert_int_eq(fanq_sub_set_framer(w.sub, &framer), 0);
 	for (uint64_t i = 1; i <= 10; i++) {
 		char text[32];
@@ -262,12 +269,8 @@ START_TEST(test_drain_iov_small_iovmax_reassembles)
 		expect_len += sse_frame(expect + expect_len, "ch", i, text,
 					(size_t)n);
 	}
-	drain_in_chunks(w.sub, sv[0], 3);
-	read_exact(sv[1], got, expect_len);
-	ck_assert_mem_eq(got, expect, expect_len);
+	drain_expect(w.sub, 3, expect, expect_len);
 	ck_assert_uint_eq(tu_assert_balanced(w.sub).delivered, 10);
-	close(sv[0]);
-	close(sv[1]);
 	tu_one_close(&w);
 }
 END_TEST
@@ -277,20 +280,13 @@ START_TEST(test_drain_without_framer_is_bare)
 {
 	struct tu_one w = tu_one_new(FANQ_DROP_OLDEST, 3, TU_BIG_BYTES);
 	const char *texts[] = {"aa", "bbb", "c", "dddd", "ee"};
-	char got[64];
-	int sv[2];
 
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	for (unsigned i = 0; i < 5; i++)
 		tu_publish(w.ch, texts[i], 0); /* aa, bbb evicted: a GAP */
-	drain_in_chunks(w.sub, sv[0], 8);
-	read_exact(sv[1], got, 7);
-	ck_assert_mem_eq(got, "cddddee", 7);
+	drain_expect(w.sub, 8, "cddddee", 7);
 	fanq_sub_stats st = tu_assert_balanced(w.sub);
 	ck_assert_uint_eq(st.delivered, 3);
 	ck_assert_uint_eq(st.dropped[FANQ_DROP_EVICTED_OLDEST], 2);
-	close(sv[0]);
-	close(sv[1]);
 	tu_one_close(&w);
 }
 END_TEST
