@@ -144,7 +144,8 @@ FANQ_API uint64_t fanq_channel_last_seq(const fanq_channel *ch);
 /*
  * Create a subscriber with default limits (FANQ_DEFAULT_QUEUE_MSGS,
  * FANQ_DEFAULT_QUEUE_BYTES) and FANQ_DROP_NEW.  Any thread.  Allocates
- * about 0.5 KiB; queue memory grows with the backlog only.
+ * about 1 KiB with its first subscription; queue memory grows with the
+ * backlog only.
  */
 FANQ_API int fanq_sub_new(fanq_bus *bus, fanq_sub **out);
 
