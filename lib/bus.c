@@ -47,8 +47,12 @@ int fanq_bus_close(fanq_bus *bus)
 		cds_lfht_del(bus->channels, &ch->hnode);
 		free(ch); /* no handle, no member: nobody can reach it */
 	}
-	urcu_bp_read_unlock();
+	fanq_read_unlock();
 	cds_lfht_destroy(bus->channels, NULL);
 	free(bus);
 	return 0;
 }
+
+#ifdef FANQ_TSAN
+char fanq_tsan_grace; /* see FANQ_TSAN_GRACE_OVER in internal.h */
+#endif

@@ -82,7 +82,7 @@ int fanq_channel_open(fanq_bus *bus, const char *name, fanq_channel **out)
 	}
 	atomic_fetch_add(&ch->handles, 1);
 	atomic_fetch_add(&bus->channel_handles, 1);
-	urcu_bp_read_unlock();
+	fanq_read_unlock();
 	*out = ch;
 	return 0;
 }
@@ -141,6 +141,7 @@ static void member_free_rcu(struct rcu_head *head)
 	struct member *mb = caa_container_of(head, struct member, rcu);
 	struct fanq_sub *s;
 
+	FANQ_TSAN_GRACE_OVER();
 	FANQ_TSAN_ACQUIRE(mb);
 	s = mb->link->sub_owner;
 	free(mb);
@@ -184,7 +185,7 @@ static void drain_ops(struct fanq_channel *ch, struct op *own,
 		FANQ_TSAN_ACQUIRE(caa_container_of(node, struct op, node));
 		apply_op(ch, caa_container_of(node, struct op, node), own, res);
 	}
-	urcu_bp_read_unlock();
+	fanq_read_unlock();
 }
 
 /*

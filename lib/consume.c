@@ -54,7 +54,7 @@ static int sub_fill(struct fanq_sub *s)
 		atomic_fetch_add_explicit(&s->held, 1, memory_order_relaxed);
 		sub_unreserve(s, m->len);
 	}
-	urcu_bp_read_unlock();
+	fanq_read_unlock();
 	if (!m)
 		return FANQ_EAGAIN;
 	take_entries(s, lane, m, ord);

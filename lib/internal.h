@@ -52,15 +52,42 @@ static inline void *fanq_zalloc_aligned(size_t size)
 	return memset(p, 0, size);
 }
 
+/*
+ * ThreadSanitizer does not see liburcu's grace periods (its atomics are
+ * inline asm in an uninstrumented library).  Two annotations model them:
+ *  - per object: the thread that retires an object releases it, and the
+ *    call_rcu callback acquires it before freeing (the retirer's writes
+ *    happen before the free);
+ *  - per grace period: every reader releases fanq_tsan_grace when it
+ *    leaves its read-side section (fanq_read_unlock), and every call_rcu
+ *    callback acquires it first (FANQ_TSAN_GRACE_OVER).  A callback runs
+ *    only after every reader that could see the object has left, so each
+ *    such reader's accesses happen before the free.  The edge is coarser
+ *    than the truth (it also orders readers that started later), which
+ *    can only hide races on memory freed by call_rcu, never report false
+ *    ones.
+ */
 #ifdef FANQ_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
+extern char fanq_tsan_grace __attribute__((visibility("hidden")));
 #define FANQ_TSAN_ACQUIRE(p) __tsan_acquire(p)
 #define FANQ_TSAN_RELEASE(p) __tsan_release(p)
+#define FANQ_TSAN_GRACE_OVER() __tsan_acquire(&fanq_tsan_grace)
 #else
 #define FANQ_TSAN_ACQUIRE(p) ((void)(p))
 #define FANQ_TSAN_RELEASE(p) ((void)(p))
+#define FANQ_TSAN_GRACE_OVER() ((void)0)
 #endif
+
+/* Leave an RCU read-side section (use instead of urcu_bp_read_unlock). */
+static inline void fanq_read_unlock(void)
+{
+#ifdef FANQ_TSAN
+	__tsan_release(&fanq_tsan_grace);
+#endif
+	urcu_bp_read_unlock();
+}
 
 /* Operations queued on a channel, applied by its fan-out thread. */
 enum op_kind { OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE };

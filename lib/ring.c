@@ -37,6 +37,7 @@ static void seg_free_rcu(struct rcu_head *head)
 {
 	struct lane_seg *s = caa_container_of(head, struct lane_seg, rcu);
 
+	FANQ_TSAN_GRACE_OVER();
 	FANQ_TSAN_ACQUIRE(s);
 	free(s);
 }

@@ -142,6 +142,7 @@ static void policy_free_rcu(struct rcu_head *head)
 {
 	struct policy *p = caa_container_of(head, struct policy, rcu);
 
+	FANQ_TSAN_GRACE_OVER();
 	FANQ_TSAN_ACQUIRE(p);
 	free(p);
 }
