@@ -16,8 +16,10 @@ OPT ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BUILD ?= build$(if $(SAN),-$(SAN))
 
-# Debian packages this tree needs; installed by `make deps` when missing.
-DEB_PKGS := liburcu-dev check pkg-config
+# Debian packages this tree needs; installed by `make deps` when missing:
+# the library (liburcu), the tests (check, curl for the integration
+# scripts) and the libuv example.
+DEB_PKGS := liburcu-dev check pkg-config curl libuv1-dev
 URCU_PC := liburcu-bp liburcu-cds
 
 DEPS_STAMP := $(BUILD)/.deps-ok
@@ -50,10 +52,11 @@ FANQ_LINK = $(STATIC_LIB) $(URCU_LIBS) -pthread
 .PHONY: all deps check clean install uninstall bench check-asan check-tsan check-valgrind
 all: $(STATIC_LIB) $(SHARED_LIB)
 
-deps: $(DEPS_STAMP)
-$(DEPS_STAMP):
-	@mkdir -p $(BUILD)
-	@missing=""; for p in $(DEB_PKGS); do \
+# $(1): Debian packages that must be installed (by apt-get when root);
+# used as the recipe of a stamp file.
+define fanq_apt
+	@mkdir -p $(dir $@)
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -63,6 +66,11 @@ $(DEPS_STAMP):
 	  else echo "fanq: missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; \
 	fi
 	@touch $@
+endef
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP):
+	$(call fanq_apt,$(DEB_PKGS))
 
 $(BUILD)/lib/%.o: lib/%.c include/fanq.h $(wildcard lib/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)

@@ -35,26 +35,11 @@ ifeq ($(BENCH_HAVE_PEERS),2)
 all: $(BENCH_BIN) $(SSE_CLIENT)
 endif
 
-# $(1): Debian packages that must be installed (by apt-get when root).
-define bench_apt
-	@mkdir -p $(BUILD)
-	@missing=""; for p in $(1); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "fanq-bench: installing$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
-	  else echo "fanq-bench: missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; \
-	fi
-	@touch $@
-endef
-
 bench-deps: $(BENCH_DEPS_STAMP) $(BENCH_RUN_STAMP)
 $(BENCH_DEPS_STAMP):
-	$(call bench_apt,$(BENCH_BUILD_PKGS))
+	$(call fanq_apt,$(BENCH_BUILD_PKGS))
 $(BENCH_RUN_STAMP):
-	$(call bench_apt,$(BENCH_RUN_PKGS))
+	$(call fanq_apt,$(BENCH_RUN_PKGS))
 
 $(BUILD)/bench/%.o: bench/%.c bench/bench.h include/fanq.h | $(BENCH_DEPS_STAMP)
 	@mkdir -p $(dir $@)

@@ -1,12 +1,11 @@
 # Example programs, built by `make` next to the library.
 #   $(BUILD)/examples/pubsub    publish/subscribe tour
 #   $(BUILD)/examples/fanq-sse  HTTP/1.1 Server-Sent Events server
-#   $(BUILD)/examples/fanq-uv   fanq in a libuv loop (only if pkg-config finds libuv)
+#   $(BUILD)/examples/fanq-uv   fanq in a libuv loop (libuv1-dev, a make deps package)
 
 EX_DIR := $(BUILD)/examples
 EX_SSE_OBJS := $(EX_DIR)/fanq-sse.o $(EX_DIR)/sse-worker.o $(EX_DIR)/http.o
-EX_HAVE_UV := $(shell pkg-config --exists libuv 2>/dev/null && echo yes)
-EX_BINS := $(EX_DIR)/pubsub $(EX_DIR)/fanq-sse $(if $(EX_HAVE_UV),$(EX_DIR)/fanq-uv)
+EX_BINS := $(EX_DIR)/pubsub $(EX_DIR)/fanq-sse $(EX_DIR)/fanq-uv
 
 .PHONY: examples
 all: examples
@@ -29,5 +28,5 @@ $(EX_DIR)/fanq-sse: $(EX_SSE_OBJS) $(STATIC_LIB)
 $(EX_DIR)/fanq-uv: $(EX_DIR)/fanq-uv.o $(STATIC_LIB)
 	$(CC) -o $@ $< $(LDFLAGS) $(FANQ_LINK) $(shell pkg-config --libs libuv)
 
-# tests/sse-integration.sh runs the server from $(BUILD).
-check: $(EX_DIR)/fanq-sse
+# tests/*-integration.sh run the example programs from $(BUILD).
+check: $(EX_BINS)

@@ -43,6 +43,10 @@ check-tsan:
 VALGRIND := valgrind -q --tool=memcheck --error-exitcode=1 --leak-check=full \
 	--fair-sched=yes --suppressions=$(CURDIR)/tests/valgrind.supp
 
-check-valgrind: $(TEST_BINS)
+VALGRIND_STAMP := $(BUILD)/.valgrind-ok
+$(VALGRIND_STAMP):
+	$(call fanq_apt,valgrind)
+
+check-valgrind: $(TEST_BINS) $(VALGRIND_STAMP)
 	CK_FORK=no FANQ_TEST_WRAPPER="$(VALGRIND)" \
 	  $(TEST_RUNNER) --no-integration $(BUILD) $(TEST_BINS)
