@@ -7,9 +7,12 @@
  *     (seq_cst).  Only the thread that saw 0 enqueues the subscriber on
  *     the group's wfcqueue, and writes the eventfd if the queue was empty.
  *  2. The owner, in fanq_group_next_ready(), dequeues a subscriber and
- *     stores ready = 0 (seq_cst) before returning it; the host then drains.
- *     A push after that store sees 0 and enqueues again; a push before it
- *     is visible to the drain that follows.
+ *     clears ready with an exchange (an RMW, not a plain store) before
+ *     returning it; the host then drains.  Both sides' RMWs on ready are
+ *     totally ordered: an exchange after the clear reads 0 and enqueues
+ *     again; one before it wrote the 1 the clear reads (directly or via
+ *     later RMWs, a release sequence), so the clear synchronises with it
+ *     and the push before it is visible to the drain that follows.
  *  3. When the list looks empty the owner reads the eventfd (resetting it)
  *     and looks again, so a signal consumed by that read always comes with
  *     a subscriber the second look finds.
@@ -117,7 +120,7 @@ int fanq_group_next_ready(fanq_group *g, fanq_sub **out)
 		}
 		if (!s)
 			return FANQ_EAGAIN;
-		atomic_store(&s->ready, 0);
+		atomic_exchange(&s->ready, 0); /* step 2: RMW, see above */
 		if (!s->closed)
 			break;
 		sub_put(s); /* closed by the owner while queued */

@@ -323,7 +323,8 @@ static bool sub_evict(struct fanq_sub *s, unsigned lane, const struct policy *p)
 /* Fan-out thread (or owner at attach): s has data; wake its group once. */
 void sub_notify_group(struct fanq_sub *s)
 {
-	/* seq_cst exchange: pairs with the clear in fanq_group_next_ready() */
+	/* seq_cst exchange after the push: pairs with the exchange that
+	 * clears ready in fanq_group_next_ready() (lib/group.c, step 2) */
 	if (atomic_exchange(&s->ready, 1) == 0)
 		group_enqueue(s->group, s);
 }
