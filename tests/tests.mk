@@ -9,20 +9,21 @@
 # Other parts of the tree may add prerequisites to `check` (an example
 # server an integration script needs); the recipe stays here.
 
-TEST_SUITES := policy accounting channel badinput group stress
+TEST_SUITES := policy accounting channel badinput group stress invariant
 TEST_BINS := $(TEST_SUITES:%=$(BUILD)/tests/test_%)
-TEST_MAIN_OBJ := $(BUILD)/tests/test_main.o
+# Linked into every suite: the runner and the invariant checker.
+TEST_COMMON_OBJS := $(BUILD)/tests/test_main.o $(BUILD)/tests/invariant.o
 TEST_RUNNER := sh tests/check-runner.sh
 
 # Check's per-test timeouts scale with this under the slower builds.
 TEST_TIMEOUT_MULTIPLIER := $(if $(SAN),4,1)
 
-$(BUILD)/tests/%.o: tests/%.c tests/test_util.h include/fanq.h | $(DEPS_STAMP)
+$(BUILD)/tests/%.o: tests/%.c tests/test_util.h tests/invariant.h include/fanq.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
 
-$(TEST_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_MAIN_OBJ) $(STATIC_LIB)
-	$(CC) $(LDFLAGS) -o $@ $< $(TEST_MAIN_OBJ) $(FANQ_LINK) $(CHECK_LIBS)
+$(TEST_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJS) $(STATIC_LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJS) $(FANQ_LINK) $(CHECK_LIBS)
 
 check: $(TEST_BINS)
 	CK_TIMEOUT_MULTIPLIER=$(TEST_TIMEOUT_MULTIPLIER) \
