@@ -26,8 +26,12 @@ URCU_LIBS = $(shell pkg-config --libs $(URCU_PC) 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
-ifeq ($(SAN),asan)
+ifneq ($(filter asan allocfail,$(SAN)),)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+# allocation-failure injection (lib/alloc.c), run by `make check-allocfail`
+ifeq ($(SAN),allocfail)
+CPPFLAGS += -DFANQ_ALLOC_FAIL
 endif
 ifeq ($(SAN),tsan)
 SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer -DFANQ_TSAN=1
@@ -47,7 +51,8 @@ SONAME := libfanq.so.$(SOMAJOR)
 # Programs link the static library so they run from the tree.
 FANQ_LINK = $(STATIC_LIB) $(URCU_LIBS) -pthread
 
-.PHONY: all deps check clean install uninstall bench check-asan check-tsan check-valgrind
+.PHONY: all deps check clean install uninstall bench check-asan check-tsan check-valgrind \
+	check-allocfail
 all: $(STATIC_LIB) $(SHARED_LIB)
 
 deps: $(DEPS_STAMP)
@@ -95,7 +100,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/fanq.h $(DESTDIR)$(LIBDIR)/libfanq.* $(DESTDIR)$(PKGCONFIGDIR)/fanq.pc
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-allocfail
 
 # Each part of the tree adds its programs and targets here.
 -include tests/tests.mk

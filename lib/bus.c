@@ -13,7 +13,7 @@ int fanq_bus_new(fanq_bus **out)
 
 	if (!out)
 		return FANQ_EINVAL;
-	bus = calloc(1, sizeof(*bus));
+	bus = fanq_calloc(1, sizeof(*bus));
 	if (!bus)
 		return FANQ_ENOMEM;
 	bus->channels = cds_lfht_new_flavor(64, 64, 0,
