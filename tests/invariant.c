@@ -439,3 +439,136 @@ bool inv_sub_check(struct inv_sub *r, const fanq_sub *sub)
 				 r->gap_msgs, undelivered, dropped, st.queued_msgs);
 	return true;
 }
+
+struct inv_stream {
+	struct inv_world *w;
+	char *buf;
+	size_t len, cap; /* bytes written */
+	size_t pos;      /* bytes parsed */
+};
+
+static size_t framer_prefix(void *arg, const fanq_entry *e, char *buf,
+			    size_t cap)
+{
+	int c = chan_index(arg, e->ch);
+	int n;
+
+	if (e->kind == FANQ_ENTRY_GAP)
+		n = snprintf(buf, cap, "G %d %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+			     c, e->gap_first, e->gap_last, e->gap_count);
+	else
+		n = snprintf(buf, cap, "M %d %" PRIu64 " %u %zu\n", c, e->seq,
+			     fanq_msg_priority(e->msg), fanq_msg_len(e->msg));
+	return n < 0 ? 0 : (size_t)n;
+}
+
+fanq_framer inv_framer(struct inv_world *w)
+{
+	fanq_framer f = {.prefix = framer_prefix, .suffix = "\n",
+			 .suffix_len = 1, .arg = w};
+
+	return f;
+}
+
+struct inv_stream *inv_stream_new(struct inv_world *w)
+{
+	struct inv_stream *s = calloc(1, sizeof(*s));
+
+	if (s)
+		s->w = w;
+	return s;
+}
+
+void inv_stream_free(struct inv_stream *s)
+{
+	if (!s)
+		return;
+	free(s->buf);
+	free(s);
+}
+
+bool inv_stream_write(struct inv_stream *s, const struct iovec *iov, int cnt,
+		      size_t n)
+{
+	if (s->pos > 0) { /* drop what was parsed */
+		memmove(s->buf, s->buf + s->pos, s->len - s->pos);
+		s->len -= s->pos;
+		s->pos = 0;
+	}
+	if (s->len + n > s->cap) {
+		size_t cap = 2 * (s->len + n);
+		char *b = realloc(s->buf, cap);
+
+		if (!b)
+			return false;
+		s->buf = b;
+		s->cap = cap;
+	}
+	for (int i = 0; i < cnt && n > 0; i++) {
+		size_t k = iov[i].iov_len < n ? iov[i].iov_len : n;
+
+		memcpy(s->buf + s->len, iov[i].iov_base, k);
+		s->len += k;
+		n -= k;
+	}
+	return n == 0;
+}
+
+/* One unsigned decimal number then `end`, advancing *p. */
+static bool parse_u64(const char **p, const char *lim, char end, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *q = *p;
+
+	if (q == lim || *q < '0' || *q > '9')
+		return false;
+	for (; q < lim && *q >= '0' && *q <= '9'; q++)
+		v = v * 10 + (uint64_t)(*q - '0');
+	if (q == lim || *q != end)
+		return false;
+	*p = q + 1;
+	*out = v;
+	return true;
+}
+
+int inv_stream_next(struct inv_stream *s, fanq_entry *e, unsigned *prio,
+		    const char **payload)
+{
+	const char *p = s->buf + s->pos, *lim = s->buf + s->len;
+	const char *nl = memchr(p, '\n', (size_t)(lim - p));
+	uint64_t c, a, b, n;
+	bool gap;
+
+	if (!nl)
+		return 0;
+	if (lim - p < 2 || (p[0] != 'M' && p[0] != 'G') || p[1] != ' ')
+		return -1;
+	gap = p[0] == 'G';
+	p += 2;
+	if (!parse_u64(&p, nl + 1, ' ', &c) || c >= s->w->n ||
+	    !parse_u64(&p, nl + 1, ' ', &a) || !parse_u64(&p, nl + 1, ' ', &b) ||
+	    !parse_u64(&p, nl + 1, '\n', &n) || (!gap && b >= FANQ_PRIO_LEVELS))
+		return -1;
+	memset(e, 0, sizeof(*e));
+	e->ch = s->w->chans[c].ch;
+	*prio = 0;
+	*payload = NULL;
+	if (gap) {
+		e->kind = FANQ_ENTRY_GAP;
+		e->gap_first = a;
+		e->gap_last = b;
+		e->gap_count = n;
+		n = 0;
+	} else {
+		e->kind = FANQ_ENTRY_MSG;
+		e->seq = a;
+		*prio = (unsigned)b;
+		*payload = p;
+	}
+	if ((uint64_t)(lim - p) < n + 1)
+		return 0; /* payload or suffix not written yet */
+	if (p[n] != '\n')
+		return -1;
+	s->pos = (size_t)(p + n + 1 - s->buf);
+	return 1;
+}

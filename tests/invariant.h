@@ -41,6 +41,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "fanq.h"
 
@@ -92,5 +93,31 @@ bool inv_sub_check(struct inv_sub *r, const fanq_sub *sub);
 
 /* The first violation, "" when none. */
 const char *inv_sub_error(const struct inv_sub *r);
+
+/*
+ * Bytes written from fanq_sub_drain_iov(), parsed back into entries.
+ * inv_framer() gives a framer whose prefix states the entry ("M <channel
+ * index> <seq> <priority> <len>" or "G <channel index> <first> <last>
+ * <count>", then a newline) and whose suffix is a newline.  Whatever the
+ * host "writes" goes to inv_stream_write(); inv_stream_next() returns the
+ * entries completed so far, in order.  Same threads as a recorder.
+ */
+struct inv_stream;
+
+fanq_framer inv_framer(struct inv_world *w);
+/* NULL when out of memory. */
+struct inv_stream *inv_stream_new(struct inv_world *w);
+void inv_stream_free(struct inv_stream *s);
+/* Append the first n bytes that iov[0..cnt) describe; false if out of memory. */
+bool inv_stream_write(struct inv_stream *s, const struct iovec *iov, int cnt,
+		      size_t n);
+/*
+ * The next complete entry: 1 and *e (e->msg is NULL), *prio, and for a
+ * MSG its payload (valid until the next inv_stream_write()); 0 when the
+ * next entry is not complete yet; -1 when the bytes are not what
+ * inv_framer() writes.
+ */
+int inv_stream_next(struct inv_stream *s, fanq_entry *e, unsigned *prio,
+		    const char **payload);
 
 #endif /* FANQ_TEST_INVARIANT_H */
