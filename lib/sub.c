@@ -416,6 +416,10 @@ int fanq_sub_set_meta(fanq_sub *s, const char *key, const char *value)
 	meta_free(old);
 	return 0;
 nomem:
+	/* meta_free() stops at the first NULL key: a pair whose key copy
+	 * failed may still hold its value copy */
+	if (!kv[j].key)
+		free(kv[j].value);
 	meta_free(kv);
 	return FANQ_ENOMEM;
 }

@@ -5,6 +5,8 @@
 #   make check-asan      the same in build-asan (ASan + UBSan)
 #   make check-tsan      the same in build-tsan (ThreadSanitizer)
 #   make check-valgrind  every suite under valgrind memcheck, no fork
+#   make check-allocfail the allocation-failure walk (test_allocfail) in
+#                        build-allocfail: -DFANQ_ALLOC_FAIL, ASan + UBSan
 #
 # Other parts of the tree may add prerequisites to `check` (an example
 # server an integration script needs); the recipe stays here.
@@ -22,7 +24,7 @@ $(BUILD)/tests/%.o: tests/%.c tests/test_util.h tests/invariant.h include/fanq.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
 
-$(TEST_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJS) $(STATIC_LIB)
+$(TEST_BINS) $(BUILD)/tests/test_allocfail: $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJS) $(STATIC_LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJS) $(FANQ_LINK) $(CHECK_LIBS)
 
 check: $(TEST_BINS)
@@ -47,3 +49,12 @@ VALGRIND := valgrind -q --tool=memcheck --error-exitcode=1 --leak-check=full \
 check-valgrind: $(TEST_BINS)
 	CK_FORK=no FANQ_TEST_WRAPPER="$(VALGRIND)" \
 	  $(TEST_RUNNER) --no-integration $(BUILD) $(TEST_BINS)
+
+# Its hook (lib/alloc_fail.h) exists only in that build, so the suite is
+# built and run there alone.
+ALLOCFAIL_BIN := build-allocfail/tests/test_allocfail
+
+check-allocfail:
+	$(MAKE) SAN=allocfail $(ALLOCFAIL_BIN)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(TEST_RUNNER) --no-integration build-allocfail $(ALLOCFAIL_BIN)
