@@ -36,6 +36,12 @@ endif
 ifeq ($(SAN),tsan)
 SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer -DFANQ_TSAN=1
 endif
+# libFuzzer coverage in every object, run by `make fuzz` (with CC=clang)
+ifeq ($(SAN),fuzz)
+SANFLAGS := -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+DEB_PKGS += clang
+endif
 
 CPPFLAGS += -Iinclude -D_GNU_SOURCE
 CFLAGS += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -pthread
@@ -100,7 +106,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/fanq.h $(DESTDIR)$(LIBDIR)/libfanq.* $(DESTDIR)$(PKGCONFIGDIR)/fanq.pc
 
 clean:
-	rm -rf build build-asan build-tsan build-allocfail
+	rm -rf build build-asan build-tsan build-allocfail build-fuzz
 
 # Each part of the tree adds its programs and targets here.
 -include tests/tests.mk

@@ -409,10 +409,11 @@ bool inv_sub_check(struct inv_sub *r, const fanq_sub *sub)
 
 	if (r->err[0])
 		return false;
-	if (r->has_gap)
-		return violation(r, "GAP without the message that follows it");
 	if (fanq_sub_stats_get(sub, &st) != 0)
 		return violation(r, "fanq_sub_stats_get failed");
+	/* a GAP's message is taken with it: held (queued) until handed out */
+	if (r->has_gap && st.queued_msgs == 0)
+		return violation(r, "GAP without the message that follows it");
 	for (int i = 0; i < FANQ_DROP_REASONS; i++)
 		dropped += st.dropped[i];
 	if (st.enqueued != st.delivered + dropped + st.queued_msgs)
@@ -532,7 +533,7 @@ static bool parse_u64(const char **p, const char *lim, char end, uint64_t *out)
 }
 
 int inv_stream_next(struct inv_stream *s, fanq_entry *e, unsigned *prio,
-		    const char **payload)
+		    const char **payload, size_t *len)
 {
 	const char *p = s->buf + s->pos, *lim = s->buf + s->len;
 	const char *nl = memchr(p, '\n', (size_t)(lim - p));
@@ -553,6 +554,7 @@ int inv_stream_next(struct inv_stream *s, fanq_entry *e, unsigned *prio,
 	e->ch = s->w->chans[c].ch;
 	*prio = 0;
 	*payload = NULL;
+	*len = 0;
 	if (gap) {
 		e->kind = FANQ_ENTRY_GAP;
 		e->gap_first = a;
@@ -564,6 +566,7 @@ int inv_stream_next(struct inv_stream *s, fanq_entry *e, unsigned *prio,
 		e->seq = a;
 		*prio = (unsigned)b;
 		*payload = p;
+		*len = (size_t)n;
 	}
 	if ((uint64_t)(lim - p) < n + 1)
 		return 0; /* payload or suffix not written yet */

@@ -13,7 +13,8 @@
  *    previous one delivered there; its range holds all of them.  No
  *    offered message goes missing without a GAP;
  *  - at a quiescent point (inv_sub_check()): enqueued == delivered +
- *    sum(dropped) + queued; delivered == the messages recorded; GAPs
+ *    sum(dropped) + queued; delivered == the messages recorded; a GAP
+ *    last recorded has its message still queued (held); GAPs
  *    never count more than was dropped; and when every subscription's
  *    first seq was known, enqueued == the messages offered, and the GAP
  *    counts plus the offered messages not yet delivered equal the drops
@@ -113,11 +114,11 @@ bool inv_stream_write(struct inv_stream *s, const struct iovec *iov, int cnt,
 		      size_t n);
 /*
  * The next complete entry: 1 and *e (e->msg is NULL), *prio, and for a
- * MSG its payload (valid until the next inv_stream_write()); 0 when the
- * next entry is not complete yet; -1 when the bytes are not what
- * inv_framer() writes.
+ * MSG its payload and length (valid until the next inv_stream_write());
+ * 0 when the next entry is not complete yet; -1 when the bytes are not
+ * what inv_framer() writes.
  */
 int inv_stream_next(struct inv_stream *s, fanq_entry *e, unsigned *prio,
-		    const char **payload);
+		    const char **payload, size_t *len);
 
 #endif /* FANQ_TEST_INVARIANT_H */

@@ -150,6 +150,7 @@ static size_t drain_some(struct workload *wl, size_t part)
 	fanq_entry e;
 	unsigned prio;
 	const char *payload;
+	size_t len;
 	int cnt = 0;
 
 	TRY((cnt = fanq_sub_drain_iov(s, iov, 16, 4096)) < 0 ? cnt : 0);
@@ -159,7 +160,7 @@ static size_t drain_some(struct workload *wl, size_t part)
 		bytes = part;
 	ck_assert(inv_stream_write(wl->stream, iov, cnt, bytes));
 	ck_assert_int_eq(fanq_sub_drain_commit(s, bytes), 0);
-	while (inv_stream_next(wl->stream, &e, &prio, &payload) == 1)
+	while (inv_stream_next(wl->stream, &e, &prio, &payload, &len) == 1)
 		check_inv(inv_sub_entry(r, &e, prio), r);
 	return bytes;
 }

@@ -58,3 +58,5 @@ check-allocfail:
 	$(MAKE) SAN=allocfail $(ALLOCFAIL_BIN)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(TEST_RUNNER) --no-integration build-allocfail $(ALLOCFAIL_BIN)
+
+include tests/fuzz/fuzz.mk
