@@ -190,7 +190,8 @@ struct link {
 	struct fanq_sub *sub_owner;
 	struct fanq_channel *ch;
 	struct member *member;  /* current membership, owner thread only */
-	uint64_t start_seq;     /* first seq offered; set by fan-out at subscribe */
+	uint64_t start_seq;     /* first seq offered; set by fan-out at the
+				   first subscribe */
 	uint64_t prod_ord[FANQ_PRIO_LEVELS] FANQ_ALIGNED;
 	uint64_t c_ord[FANQ_PRIO_LEVELS] FANQ_ALIGNED;
 	uint64_t c_seq[FANQ_PRIO_LEVELS];
