@@ -20,8 +20,9 @@
 struct inv_channel {
 	const fanq_channel *ch;
 	bool log_prio;
-	uint8_t *prio;   /* prio[seq - 1], when log_prio */
-	uint64_t logged; /* seqs 1..logged are in prio[] */
+	uint64_t base;   /* last seq given before it was registered */
+	uint8_t *prio;   /* prio[seq - base - 1], when log_prio */
+	uint64_t logged; /* seqs base + 1 .. base + logged are in prio[] */
 	uint64_t cap;
 };
 
@@ -81,6 +82,7 @@ bool inv_world_channel(struct inv_world *w, const fanq_channel *ch,
 	if (!ch || w->n == INV_CHANNELS_MAX || chan_index(w, ch) >= 0)
 		return false;
 	w->chans[w->n].ch = ch;
+	w->chans[w->n].base = fanq_channel_last_seq(ch);
 	w->chans[w->n].log_prio = log_prio;
 	w->n++;
 	return true;
@@ -97,7 +99,7 @@ bool inv_published(struct inv_world *w, const fanq_channel *ch, uint64_t seq,
 	ic = &w->chans[c];
 	if (!ic->log_prio)
 		return prio == 0;
-	if (seq != ic->logged + 1)
+	if (seq != ic->base + ic->logged + 1)
 		return false;
 	if (ic->logged == ic->cap) {
 		uint64_t cap = ic->cap ? 2 * ic->cap : 64;
@@ -199,7 +201,7 @@ static uint64_t offered_between(const struct inv_sub *r, unsigned c,
 			continue;
 		}
 		for (uint64_t s = a; s <= b; s++) {
-			if (lane_of(r, ic->prio[s - 1]) != lane)
+			if (lane_of(r, ic->prio[s - ic->base - 1]) != lane)
 				continue;
 			*min = *min ? *min : s;
 			n++;
@@ -223,6 +225,10 @@ bool inv_sub_subscribed(struct inv_sub *r, const fanq_channel *ch,
 		return violation(r, "subscribed twice to %s", fanq_channel_name(ch));
 	if (first == 0 && (r->levels != 1 || lk->nspans))
 		return violation(r, "unknown first seq needs one lane and one subscription");
+	if (first && first <= r->w->chans[c].base)
+		return violation(r, "subscription to %s starts at %" PRIu64
+				 ", before the checker knew the channel",
+				 fanq_channel_name(ch), first);
 	if (lk->nspans && first <= lk->spans[lk->nspans - 1].last)
 		return violation(r, "subscription to %s starts at %" PRIu64
 				 " before the last one ended",
@@ -290,16 +296,16 @@ static bool msg_published(struct inv_sub *r, unsigned c, uint64_t seq,
 		return violation(r, "%s seq %" PRIu64 " has priority %u",
 				 name, seq, prio);
 	/* a seq is given before the message is offered to anyone */
-	if (seq == 0 || seq > fanq_channel_last_seq(ic->ch) ||
-	    (ic->log_prio && seq > ic->logged))
+	if (seq <= ic->base || seq > fanq_channel_last_seq(ic->ch) ||
+	    (ic->log_prio && seq > ic->base + ic->logged))
 		return violation(r, "%s seq %" PRIu64 " was never published",
 				 name, seq);
 	if (!ic->log_prio)
 		return true;
-	if (ic->prio[seq - 1] != prio)
+	if (ic->prio[seq - ic->base - 1] != prio)
 		return violation(r, "%s seq %" PRIu64 " was published with priority"
 				 " %u, delivered with %u", name, seq,
-				 ic->prio[seq - 1], prio);
+				 ic->prio[seq - ic->base - 1], prio);
 	return true;
 }
 
@@ -388,10 +394,11 @@ static bool offered_totals(struct inv_sub *r, uint64_t *offered,
 		const struct inv_channel *ic = &r->w->chans[c];
 		uint64_t last = fanq_channel_last_seq(ic->ch);
 
-		if (ic->log_prio && ic->logged != last)
-			return violation(r, "%s gave %" PRIu64 " seqs, %" PRIu64
-					 " were logged", fanq_channel_name(ic->ch),
-					 last, ic->logged);
+		if (ic->log_prio && ic->base + ic->logged != last)
+			return violation(r, "%s gave seqs up to %" PRIu64 ", %" PRIu64
+					 " were logged after %" PRIu64,
+					 fanq_channel_name(ic->ch), last, ic->logged,
+					 ic->base);
 		for (unsigned lane = 0; lane < r->levels; lane++) {
 			*offered += offered_between(r, c, lane, 0, last + 1, &min);
 			*undelivered += offered_between(r, c, lane,
@@ -535,11 +542,15 @@ static bool parse_u64(const char **p, const char *lim, char end, uint64_t *out)
 int inv_stream_next(struct inv_stream *s, fanq_entry *e, unsigned *prio,
 		    const char **payload, size_t *len)
 {
-	const char *p = s->buf + s->pos, *lim = s->buf + s->len;
-	const char *nl = memchr(p, '\n', (size_t)(lim - p));
+	const char *p, *lim, *nl;
 	uint64_t c, a, b, n;
 	bool gap;
 
+	if (s->pos == s->len) /* nothing (buf may still be NULL) */
+		return 0;
+	p = s->buf + s->pos;
+	lim = s->buf + s->len;
+	nl = memchr(p, '\n', (size_t)(lim - p));
 	if (!nl)
 		return 0;
 	if (lim - p < 2 || (p[0] != 'M' && p[0] != 'G') || p[1] != ' ')

@@ -21,7 +21,8 @@
  *    plus the queue.
  *
  * What was offered.  The checker knows a channel's messages by their
- * sequence numbers 1..fanq_channel_last_seq().  A channel registered with
+ * sequence numbers, from the first one given after the channel was
+ * registered to fanq_channel_last_seq().  A channel registered with
  * log_prio learns each message's priority from inv_published(); on any
  * other channel every message has priority 0.  A message's lane is
  * min(priority, levels - 1): what fanq's priority policy does, and what
@@ -59,7 +60,8 @@ bool inv_world_channel(struct inv_world *w, const fanq_channel *ch,
 		       bool log_prio);
 /*
  * ch gave seq to a message of priority prio.  For log_prio channels,
- * called for every seq in order; false otherwise or out of memory.
+ * called for every seq given after registering it, in order; false
+ * otherwise or out of memory.
  */
 bool inv_published(struct inv_world *w, const fanq_channel *ch, uint64_t seq,
 		   unsigned prio);
