@@ -210,22 +210,32 @@ static uint64_t offered_between(const struct inv_sub *r, unsigned c,
 	return n;
 }
 
+/* The record of ch (NULL after a violation, or if ch is not registered). */
+static struct inv_link *link_of(struct inv_sub *r, const fanq_channel *ch)
+{
+	int c = chan_index(r->w, ch);
+
+	if (r->err[0])
+		return NULL;
+	if (c < 0) {
+		violation(r, "(un)subscribed to an unregistered channel");
+		return NULL;
+	}
+	return &r->links[c];
+}
+
 bool inv_sub_subscribed(struct inv_sub *r, const fanq_channel *ch,
 			uint64_t first)
 {
-	int c = chan_index(r->w, ch);
-	struct inv_link *lk;
+	struct inv_link *lk = link_of(r, ch);
 
-	if (r->err[0])
+	if (!lk)
 		return false;
-	if (c < 0)
-		return violation(r, "subscribed to an unregistered channel");
-	lk = &r->links[c];
 	if (lk->nspans && lk->spans[lk->nspans - 1].last == SPAN_OPEN)
 		return violation(r, "subscribed twice to %s", fanq_channel_name(ch));
 	if (first == 0 && (r->levels != 1 || lk->nspans))
 		return violation(r, "unknown first seq needs one lane and one subscription");
-	if (first && first <= r->w->chans[c].base)
+	if (first && first <= r->w->chans[lk - r->links].base)
 		return violation(r, "subscription to %s starts at %" PRIu64
 				 ", before the checker knew the channel",
 				 fanq_channel_name(ch), first);
@@ -252,14 +262,10 @@ bool inv_sub_subscribed(struct inv_sub *r, const fanq_channel *ch,
 bool inv_sub_unsubscribed(struct inv_sub *r, const fanq_channel *ch,
 			  uint64_t last)
 {
-	int c = chan_index(r->w, ch);
-	struct inv_link *lk;
+	struct inv_link *lk = link_of(r, ch);
 
-	if (r->err[0])
+	if (!lk)
 		return false;
-	if (c < 0)
-		return violation(r, "unsubscribed from an unregistered channel");
-	lk = &r->links[c];
 	if (!lk->nspans || lk->spans[lk->nspans - 1].last != SPAN_OPEN)
 		return violation(r, "unsubscribed from %s while not subscribed",
 				 fanq_channel_name(ch));

@@ -252,6 +252,54 @@ START_TEST(test_invariant_catches_dangling_gap_and_foreign_channel)
 }
 END_TEST
 
+/* Drained bytes written one at a time decode to the entries popped. */
+START_TEST(test_invariant_stream_decodes_drained_bytes)
+{
+	struct fixture f = fx_new(false, 1);
+	fanq_sub *sub = tu_sub_new(f.bus, FANQ_DROP_NEW, 3, TU_BIG_BYTES);
+	fanq_framer framer = inv_framer(f.w);
+	struct inv_stream *st = inv_stream_new(f.w);
+	struct iovec iov[8];
+	const char *payload;
+	size_t len, msgs = 0, gaps = 0;
+	unsigned prio;
+	fanq_entry e;
+	int cnt, rc;
+
+	ck_assert_ptr_nonnull(st);
+	ck_assert_int_eq(fanq_subscribe(sub, f.ch), 0);
+	ck_assert(inv_sub_subscribed(f.r, f.ch, 1));
+	ck_assert_int_eq(fanq_sub_set_framer(sub, &framer), 0);
+	for (int i = 0; i < 5; i++) /* 4 and 5 rejected */
+		tu_publish(f.ch, i % 2 ? "" : "payload", 0);
+	ck_assert_int_eq(inv_stream_next(st, &e, &prio, &payload, &len), 0);
+	for (int round = 0; round < 2; round++) {
+		while ((cnt = fanq_sub_drain_iov(sub, iov, 8, 1 << 16)) > 0) {
+			ck_assert(inv_stream_write(st, iov, cnt, 1));
+			ck_assert_int_eq(fanq_sub_drain_commit(sub, 1), 0);
+			while ((rc = inv_stream_next(st, &e, &prio, &payload, &len)) == 1) {
+				ck_assert_msg(inv_sub_entry(f.r, &e, prio), "%s",
+					      inv_sub_error(f.r));
+				gaps += e.kind == FANQ_ENTRY_GAP;
+				msgs += e.kind == FANQ_ENTRY_MSG;
+				/* seq 2 is the empty one */
+				ck_assert_uint_eq(len, e.kind == FANQ_ENTRY_MSG &&
+							       e.seq != 2 ? 7 : 0);
+				ck_assert(!len || memcmp(payload, "payload", 7) == 0);
+			}
+			ck_assert_int_eq(rc, 0);
+		}
+		tu_publish(f.ch, "payload", 0); /* seq 6, after GAP 4..5 */
+	}
+	ck_assert_uint_eq(msgs, 4);
+	ck_assert_uint_eq(gaps, 1);
+	ck_assert_msg(inv_sub_check(f.r, sub), "%s", inv_sub_error(f.r));
+	inv_stream_free(st);
+	tu_sub_close(sub);
+	fx_close(&f);
+}
+END_TEST
+
 Suite *fanq_test_suite(void)
 {
 	Suite *s = suite_create("invariant");
@@ -265,5 +313,6 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_invariant_catches_message_not_offered);
 	tcase_add_test(tc, test_invariant_catches_accounting_mismatch);
 	tcase_add_test(tc, test_invariant_catches_dangling_gap_and_foreign_channel);
+	tcase_add_test(tc, test_invariant_stream_decodes_drained_bytes);
 	return s;
 }
