@@ -28,11 +28,21 @@ URCU_LIBS = $(shell pkg-config --libs $(URCU_PC) 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
-ifeq ($(SAN),asan)
+ifneq ($(filter asan allocfail,$(SAN)),)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+# allocation-failure injection (lib/alloc.c), run by `make check-allocfail`
+ifeq ($(SAN),allocfail)
+CPPFLAGS += -DFANQ_ALLOC_FAIL
 endif
 ifeq ($(SAN),tsan)
 SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer -DFANQ_TSAN=1
+endif
+# libFuzzer coverage in every object, run by `make fuzz` (with CC=clang)
+ifeq ($(SAN),fuzz)
+SANFLAGS := -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+DEB_PKGS += clang
 endif
 
 CPPFLAGS += -Iinclude -D_GNU_SOURCE
@@ -49,7 +59,8 @@ SONAME := libfanq.so.$(SOMAJOR)
 # Programs link the static library so they run from the tree.
 FANQ_LINK = $(STATIC_LIB) $(URCU_LIBS) -pthread
 
-.PHONY: all deps check clean install uninstall bench check-asan check-tsan check-valgrind
+.PHONY: all deps check clean install uninstall bench check-asan check-tsan check-valgrind \
+	check-allocfail
 all: $(STATIC_LIB) $(SHARED_LIB)
 
 # $(1): Debian packages that must be installed (by apt-get when root);
@@ -103,7 +114,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/fanq.h $(DESTDIR)$(LIBDIR)/libfanq.* $(DESTDIR)$(PKGCONFIGDIR)/fanq.pc
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-allocfail build-fuzz
 
 # Each part of the tree adds its programs and targets here.
 -include tests/tests.mk

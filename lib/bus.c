@@ -13,7 +13,7 @@ int fanq_bus_new(fanq_bus **out)
 
 	if (!out)
 		return FANQ_EINVAL;
-	bus = calloc(1, sizeof(*bus));
+	bus = fanq_calloc(1, sizeof(*bus));
 	if (!bus)
 		return FANQ_ENOMEM;
 	bus->channels = cds_lfht_new_flavor(64, 64, 0,
@@ -31,6 +31,7 @@ int fanq_bus_new(fanq_bus **out)
 int fanq_bus_close(fanq_bus *bus)
 {
 	struct cds_lfht_iter it;
+	struct cds_lfht_node *node;
 	struct fanq_channel *ch;
 
 	if (!bus)
@@ -42,8 +43,13 @@ int fanq_bus_close(fanq_bus *bus)
 	 * queue segment frees of their own: wait twice */
 	urcu_bp_barrier();
 	urcu_bp_barrier();
+	/* not cds_lfht_for_each_entry(): it applies container_of() to the
+	 * NULL that ends the walk, undefined behaviour UBSan reports */
 	urcu_bp_read_lock();
-	cds_lfht_for_each_entry(bus->channels, &it, ch, hnode) {
+	cds_lfht_first(bus->channels, &it);
+	while ((node = cds_lfht_iter_get_node(&it))) {
+		ch = caa_container_of(node, struct fanq_channel, hnode);
+		cds_lfht_next(bus->channels, &it);
 		cds_lfht_del(bus->channels, &ch->hnode);
 		free(ch); /* no handle, no member: nobody can reach it */
 	}

@@ -161,7 +161,10 @@ static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
 		break;
 	case OP_SUBSCRIBE:
 		mb = caa_container_of(op, struct member, add);
-		mb->link->start_seq = atomic_load(&ch->seq) + 1;
+		/* a GAP before the first message consumed starts here, even
+		 * when the hole is older than a resubscription */
+		if (!mb->link->start_seq)
+			mb->link->start_seq = atomic_load(&ch->seq) + 1;
 		FANQ_TSAN_RELEASE(mb);
 		cds_list_add_tail_rcu(&mb->node, &ch->members);
 		break;

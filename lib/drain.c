@@ -32,7 +32,7 @@ struct drain {
 static struct drain *drain_get(struct fanq_sub *s)
 {
 	if (!s->drain)
-		s->drain = calloc(1, sizeof(*s->drain));
+		s->drain = fanq_calloc(1, sizeof(*s->drain));
 	return s->drain;
 }
 

@@ -40,7 +40,7 @@ int fanq_group_new(fanq_bus *bus, fanq_group **out)
 
 	if (!bus || !out)
 		return FANQ_EINVAL;
-	g = calloc(1, sizeof(*g));
+	g = fanq_calloc(1, sizeof(*g));
 	if (!g)
 		return FANQ_ENOMEM;
 	g->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

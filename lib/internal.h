@@ -41,13 +41,44 @@
 #define FANQ_CACHELINE 64
 #define FANQ_ALIGNED __attribute__((aligned(FANQ_CACHELINE)))
 
+/*
+ * Every allocation in lib/ goes through these (memory is given back with
+ * free()).  In the allocation-failure build (-DFANQ_ALLOC_FAIL, `make
+ * check-allocfail`) alloc_injected_failure() in alloc.c can fail any one
+ * of them by count; elsewhere it is constant false and each wrapper is
+ * the libc call.
+ */
+#ifdef FANQ_ALLOC_FAIL
+bool alloc_injected_failure(void);
+#else
+static inline bool alloc_injected_failure(void)
+{
+	return false;
+}
+#endif
+
+static inline void *fanq_malloc(size_t size)
+{
+	return alloc_injected_failure() ? NULL : malloc(size);
+}
+
+static inline void *fanq_calloc(size_t n, size_t size)
+{
+	return alloc_injected_failure() ? NULL : calloc(n, size);
+}
+
+static inline char *fanq_strdup(const char *s)
+{
+	return alloc_injected_failure() ? NULL : strdup(s);
+}
+
 /* calloc() for structs with cache-line aligned members. */
 static inline void *fanq_zalloc_aligned(size_t size)
 {
 	void *p;
 
 	size = (size + FANQ_CACHELINE - 1) & ~(size_t)(FANQ_CACHELINE - 1);
-	if (posix_memalign(&p, FANQ_CACHELINE, size))
+	if (alloc_injected_failure() || posix_memalign(&p, FANQ_CACHELINE, size))
 		return NULL;
 	return memset(p, 0, size);
 }
@@ -186,7 +217,8 @@ struct link {
 	struct fanq_sub *sub_owner;
 	struct fanq_channel *ch;
 	struct member *member;  /* current membership, owner thread only */
-	uint64_t start_seq;     /* first seq offered; set by fan-out at subscribe */
+	uint64_t start_seq;     /* first seq offered; set by fan-out at the
+				   first subscribe */
 	uint64_t prod_ord[FANQ_PRIO_LEVELS] FANQ_ALIGNED;
 	uint64_t c_ord[FANQ_PRIO_LEVELS] FANQ_ALIGNED;
 	uint64_t c_seq[FANQ_PRIO_LEVELS];

@@ -11,7 +11,7 @@
 fanq_msg *msg_new(struct fanq_channel *ch, const void *data, size_t len,
 		  unsigned prio)
 {
-	fanq_msg *m = malloc(sizeof(*m) + len);
+	fanq_msg *m = fanq_malloc(sizeof(*m) + len);
 
 	if (!m)
 		return NULL;

@@ -26,7 +26,7 @@
 
 static struct lane_seg *seg_new(uint64_t base)
 {
-	struct lane_seg *s = calloc(1, sizeof(*s));
+	struct lane_seg *s = fanq_calloc(1, sizeof(*s));
 
 	if (s)
 		s->base = base;

@@ -17,7 +17,7 @@ static _Atomic uint64_t next_sub_id = 1;
 
 static struct policy *policy_new(enum fanq_policy_kind kind, const fanq_policy *ops)
 {
-	struct policy *p = calloc(1, sizeof(*p));
+	struct policy *p = fanq_calloc(1, sizeof(*p));
 
 	if (!p)
 		return NULL;
@@ -227,7 +227,7 @@ int fanq_subscribe(fanq_sub *s, fanq_channel *ch)
 	lk = sub_link_find(s, ch);
 	if (lk && lk->member)
 		return FANQ_EEXIST;
-	mb = calloc(1, sizeof(*mb));
+	mb = fanq_calloc(1, sizeof(*mb));
 	if (!mb)
 		return FANQ_ENOMEM;
 	if (!lk) {
@@ -395,20 +395,20 @@ int fanq_sub_set_meta(fanq_sub *s, const char *key, const char *value)
 	old = atomic_load(&s->meta);
 	while (old && old[n].key)
 		n++;
-	kv = calloc(n + 2, sizeof(*kv));
+	kv = fanq_calloc(n + 2, sizeof(*kv));
 	if (!kv)
 		return FANQ_ENOMEM;
 	for (i = 0; i < n; i++) {
 		if (strcmp(old[i].key, key) == 0)
 			continue;
-		kv[j].key = strdup(old[i].key);
-		kv[j].value = strdup(old[i].value);
+		kv[j].key = fanq_strdup(old[i].key);
+		kv[j].value = fanq_strdup(old[i].value);
 		if (!kv[j].key || !kv[j].value)
 			goto nomem;
 		j++;
 	}
-	kv[j].key = strdup(key);
-	kv[j].value = strdup(value);
+	kv[j].key = fanq_strdup(key);
+	kv[j].value = fanq_strdup(value);
 	if (!kv[j].key || !kv[j].value)
 		goto nomem;
 	atomic_store_explicit(&s->meta, kv, memory_order_release);
@@ -418,6 +418,10 @@ int fanq_sub_set_meta(fanq_sub *s, const char *key, const char *value)
 	meta_free(old);
 	return 0;
 nomem:
+	/* meta_free() stops at the first NULL key: a pair whose key copy
+	 * failed may still hold its value copy */
+	if (!kv[j].key)
+		free(kv[j].value);
 	meta_free(kv);
 	return FANQ_ENOMEM;
 }

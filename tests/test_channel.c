@@ -371,6 +371,29 @@ START_TEST(test_gap_only_for_subscriber_that_dropped)
 }
 END_TEST
 
+/*
+ * Messages dropped before an unsubscribe, reported after resubscribing
+ * with nothing consumed in between: the GAP spans from the first
+ * subscription's first seq (found by fuzz_api: it started at the second
+ * subscription's, after the hole).
+ */
+START_TEST(test_gap_across_resubscribe)
+{
+	struct tu_one w = tu_one_new(FANQ_DROP_OLDEST, 1, TU_BIG_BYTES);
+
+	tu_publish(w.ch, "1", 0);
+	tu_publish(w.ch, "2", 0); /* evicts 1 */
+	ck_assert_int_eq(fanq_unsubscribe(w.sub, w.ch), 0);
+	tu_publish(w.ch, "3", 0); /* not offered */
+	ck_assert_int_eq(fanq_subscribe(w.sub, w.ch), 0);
+	tu_publish(w.ch, "4", 0); /* evicts 2 */
+	expect_gap(w.sub, w.ch, 1, 3, 2);
+	expect_seq(w.sub, w.ch, 4);
+	ck_assert_uint_eq(tu_assert_balanced(w.sub).dropped[FANQ_DROP_EVICTED_OLDEST], 2);
+	tu_one_close(&w);
+}
+END_TEST
+
 Suite *fanq_test_suite(void)
 {
 	Suite *s = suite_create("channel");
@@ -391,5 +414,6 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_gap_after_drop_new);
 	tcase_add_test(tc, test_gap_per_channel);
 	tcase_add_test(tc, test_gap_only_for_subscriber_that_dropped);
+	tcase_add_test(tc, test_gap_across_resubscribe);
 	return s;
 }

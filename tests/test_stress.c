@@ -4,11 +4,12 @@
  * subscribers (drop-new, and small drop-oldest queues racing their
  * consumer), and a thread whose subscribers join and leave.
  *
- * Each payload is (publisher id, per-publisher counter).  Checked at the
- * end, per long-lived subscriber: the accounting invariant; every message offered
- * exactly once to a subscriber that was there throughout; per channel,
- * MSG and GAP entries tile the sequence 1..last exactly (each seq once,
- * strictly increasing); per channel and publisher, counters increase.
+ * Each payload is (publisher id, per-publisher counter).  Every entry
+ * goes through the invariant checker (tests/invariant.h): at most once,
+ * FIFO per channel, GAP entries counting exactly the missing messages.
+ * At the end, per long-lived subscriber, its final check (accounting,
+ * every message offered from seq 1 delivered or counted dropped); per
+ * channel and publisher, counters increase.
  *
  * Worker threads must not call Check's asserts: they record the first
  * failure and stop; the test thread asserts.
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "invariant.h"
 #include "test_util.h"
 
 #define STRESS_SECONDS 2
@@ -53,6 +55,7 @@ static void stress_fail(const char *fmt, ...)
 }
 
 static fanq_channel *channels[NCH];
+static struct inv_world *world; /* filled before the threads start */
 
 static int channel_index(const fanq_channel *ch)
 {
@@ -63,15 +66,13 @@ static int channel_index(const fanq_channel *ch)
 }
 
 /*
- * What one subscriber has seen, per channel: the next sequence expected
- * (0: none seen yet, for subscribers that joined late) and the last
- * counter per publisher.
+ * What one subscriber has seen: the checker's record, and per channel
+ * the last counter per publisher.
  */
 struct seen {
-	uint64_t next_seq[NCH];
+	struct inv_sub *inv;
 	uint64_t last_counter[NCH][NPUB];
 	int counter_seen[NCH][NPUB];
-	uint64_t msgs;
 };
 
 /* Check one entry against what came before on its channel; 0 if bad. */
@@ -79,38 +80,17 @@ static int seen_entry(struct seen *s, const char *who, const fanq_entry *e)
 {
 	int c = channel_index(e->ch);
 
-	if (c < 0) {
-		stress_fail("%s: entry of unknown channel %p", who, (void *)e->ch);
+	if (!inv_sub_entry(s->inv, e, 0)) {
+		stress_fail("%s: %s", who, inv_sub_error(s->inv));
 		return 0;
 	}
-	if (e->kind == FANQ_ENTRY_GAP) {
-		if ((s->next_seq[c] && e->gap_first != s->next_seq[c]) ||
-		    e->gap_last < e->gap_first ||
-		    e->gap_count != e->gap_last - e->gap_first + 1) {
-			stress_fail("%s: ch %d GAP %" PRIu64 "..%" PRIu64
-				    " count %" PRIu64 ", expected seq %" PRIu64,
-				    who, c, e->gap_first, e->gap_last,
-				    e->gap_count, s->next_seq[c]);
-			return 0;
-		}
-		s->next_seq[c] = e->gap_last + 1;
+	if (e->kind == FANQ_ENTRY_GAP)
 		return 1;
-	}
 	const struct payload *p = fanq_msg_data(e->msg);
-	if ((s->next_seq[c] && e->seq != s->next_seq[c]) ||
-	    fanq_msg_seq(e->msg) != e->seq || fanq_msg_channel(e->msg) != e->ch ||
-	    fanq_msg_len(e->msg) != sizeof(*p)) {
-		stress_fail("%s: ch %d seq %" PRIu64 " (msg says %" PRIu64
-			    ", len %zu), expected %" PRIu64,
-			    who, c, e->seq, fanq_msg_seq(e->msg),
-			    fanq_msg_len(e->msg), s->next_seq[c]);
-		return 0;
-	}
-	s->next_seq[c] = e->seq + 1;
-	if (p->magic != PAYLOAD_MAGIC || p->pub >= NPUB ||
-	    (c > 0 && p->pub != (uint32_t)c - 1)) {
-		stress_fail("%s: ch %d seq %" PRIu64 " bad payload pub %" PRIu32,
-			    who, c, e->seq, p->pub);
+	if (fanq_msg_len(e->msg) != sizeof(*p) || p->magic != PAYLOAD_MAGIC ||
+	    p->pub >= NPUB || (c > 0 && p->pub != (uint32_t)c - 1)) {
+		stress_fail("%s: ch %d seq %" PRIu64 " bad payload (%zu bytes)",
+			    who, c, e->seq, fanq_msg_len(e->msg));
 		return 0;
 	}
 	if (s->counter_seen[c][p->pub] &&
@@ -123,7 +103,6 @@ static int seen_entry(struct seen *s, const char *who, const fanq_entry *e)
 	}
 	s->counter_seen[c][p->pub] = 1;
 	s->last_counter[c][p->pub] = p->counter;
-	s->msgs++;
 	return 1;
 }
 
@@ -211,16 +190,27 @@ static int churn_round(fanq_bus *bus, unsigned r)
 	int ok = 1;
 	int rc;
 
-	memset(&s, 0, sizeof(s)); /* joined late: any first seq goes */
+	memset(&s, 0, sizeof(s));
+	s.inv = inv_sub_new(world, "churn", 1);
+	if (!s.inv) {
+		stress_fail("churn round %u: out of memory", r);
+		return 0;
+	}
 	rc = fanq_sub_new(bus, &sub);
 	if (rc == 0)
 		rc = fanq_sub_set_limits(sub, 4 + r % 16, TU_BIG_BYTES);
 	if (rc == 0)
 		rc = fanq_sub_set_policy(sub, r % 2 ? FANQ_DROP_OLDEST : FANQ_DROP_NEW);
-	for (int c = 0; c < 2 && rc == 0; c++)
+	for (int c = 0; c < 2 && rc == 0; c++) {
 		rc = fanq_subscribe(sub, mine[c]);
+		/* joined while publishers run: the first seq is not known */
+		if (rc == 0 && !inv_sub_subscribed(s.inv, mine[c], 0))
+			rc = FANQ_EINVAL;
+	}
 	if (rc != 0) {
-		stress_fail("churn round %u: %s", r, fanq_strerror(rc));
+		stress_fail("churn round %u: %s %s", r, fanq_strerror(rc),
+			    inv_sub_error(s.inv));
+		inv_sub_free(s.inv);
 		return 0;
 	}
 	for (unsigned k = 0; k < 1 + r % 5 && ok; k++) {
@@ -236,6 +226,7 @@ static int churn_round(fanq_bus *bus, unsigned r)
 	rc = fanq_sub_close(sub);
 	if (rc != 0)
 		stress_fail("churn close: %s", fanq_strerror(rc));
+	inv_sub_free(s.inv);
 	return ok && rc == 0;
 }
 
@@ -259,23 +250,31 @@ START_TEST(test_stress_publish_consume_churn)
 
 	atomic_store(&stop, 0);
 	atomic_store(&failed, 0);
+	world = inv_world_new();
+	ck_assert_ptr_nonnull(world);
 	for (int c = 0; c < NCH; c++) {
 		snprintf(name, sizeof(name), c ? "own-%d" : "shared", c - 1);
 		channels[c] = tu_channel_open(bus, name);
+		ck_assert(inv_world_channel(world, channels[c], false));
 	}
 	memset(cons, 0, sizeof(cons));
 	for (int i = 0; i < NCONS; i++) {
 		/* subs[0] drop-new, subs[1] drop-oldest (checked at the end) */
 		cons[i].subs[0] = tu_sub_new(bus, FANQ_DROP_NEW, 256, TU_BIG_BYTES);
 		cons[i].subs[1] = tu_sub_new(bus, FANQ_DROP_OLDEST, 8, TU_BIG_BYTES);
-		for (int j = 0; j < SUBS_PER_CONS; j++)
-			for (int c = 0; c < NCH; c++)
+		for (int j = 0; j < SUBS_PER_CONS; j++) {
+			struct inv_sub *inv = inv_sub_new(world, j ? "drop-oldest"
+								   : "drop-new", 1);
+
+			ck_assert_ptr_nonnull(inv);
+			cons[i].seen[j].inv = inv;
+			/* everything is offered to these from seq 1 */
+			for (int c = 0; c < NCH; c++) {
 				ck_assert_int_eq(fanq_subscribe(cons[i].subs[j],
 								channels[c]), 0);
-		/* everything is offered to these from seq 1 */
-		for (int j = 0; j < SUBS_PER_CONS; j++)
-			for (int c = 0; c < NCH; c++)
-				cons[i].seen[j].next_seq[c] = 1;
+				ck_assert(inv_sub_subscribed(inv, channels[c], 1));
+			}
+		}
 	}
 	for (int i = 0; i < NCONS; i++)
 		ck_assert_int_eq(pthread_create(&cons[i].thread, NULL,
@@ -306,7 +305,7 @@ START_TEST(test_stress_publish_consume_churn)
 	ck_assert_msg(!atomic_load(&failed), "%s", failure);
 
 	/* quiescent: drain, then one more message per channel so trailing
-	 * drops show as GAPs, then drain again */
+	 * drops show as GAPs, then drain again and check */
 	uint64_t total = 0;
 	ck_assert_uint_gt(churn.rounds, 0);
 	for (int i = 0; i < NPUB; i++) {
@@ -331,13 +330,11 @@ START_TEST(test_stress_publish_consume_churn)
 
 			consume_ready(sub, s, "final");
 			ck_assert_msg(!atomic_load(&failed), "%s", failure);
-			fanq_sub_stats st = tu_assert_balanced(sub);
+			ck_assert_msg(inv_sub_check(s->inv, sub), "%s",
+				      inv_sub_error(s->inv));
+			fanq_sub_stats st = tu_stats(sub);
 			ck_assert_uint_eq(st.enqueued, total);
-			ck_assert_uint_eq(st.delivered, s->msgs);
 			ck_assert_uint_eq(st.queued_msgs, 0);
-			for (int c = 0; c < NCH; c++)
-				ck_assert_uint_eq(s->next_seq[c] - 1,
-						  fanq_channel_last_seq(channels[c]));
 			/* each policy drops under its own reason only: a
 			 * drop-oldest queue evicts, it never rejects a
 			 * (small) arrival */
@@ -352,11 +349,13 @@ START_TEST(test_stress_publish_consume_churn)
 			ck_assert_uint_eq(st.dropped[FANQ_DROP_EVICTED_PRIORITY], 0);
 			ck_assert_uint_eq(st.dropped[FANQ_DROP_UNSUBSCRIBED], 0);
 			tu_sub_close(sub);
+			inv_sub_free(s->inv);
 		}
 	}
 	for (int c = 0; c < NCH; c++)
 		fanq_channel_release(channels[c]);
 	tu_bus_close(bus);
+	inv_world_free(world);
 }
 END_TEST
 

@@ -5,24 +5,27 @@
 #   make check-asan      the same in build-asan (ASan + UBSan)
 #   make check-tsan      the same in build-tsan (ThreadSanitizer)
 #   make check-valgrind  every suite under valgrind memcheck, no fork
+#   make check-allocfail the allocation-failure walk (test_allocfail) in
+#                        build-allocfail: -DFANQ_ALLOC_FAIL, ASan + UBSan
 #
 # Other parts of the tree may add prerequisites to `check` (an example
 # server an integration script needs); the recipe stays here.
 
-TEST_SUITES := policy accounting channel badinput group wakeup stress
+TEST_SUITES := policy accounting channel badinput group wakeup stress invariant
 TEST_BINS := $(TEST_SUITES:%=$(BUILD)/tests/test_%)
-TEST_MAIN_OBJ := $(BUILD)/tests/test_main.o
+# Linked into every suite: the runner and the invariant checker.
+TEST_COMMON_OBJS := $(BUILD)/tests/test_main.o $(BUILD)/tests/invariant.o
 TEST_RUNNER := sh tests/check-runner.sh
 
 # Check's per-test timeouts scale with this under the slower builds.
 TEST_TIMEOUT_MULTIPLIER := $(if $(SAN),4,1)
 
-$(BUILD)/tests/%.o: tests/%.c tests/test_util.h include/fanq.h | $(DEPS_STAMP)
+$(BUILD)/tests/%.o: tests/%.c tests/test_util.h tests/invariant.h include/fanq.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
 
-$(TEST_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_MAIN_OBJ) $(STATIC_LIB)
-	$(CC) $(LDFLAGS) -o $@ $< $(TEST_MAIN_OBJ) $(FANQ_LINK) $(CHECK_LIBS)
+$(TEST_BINS) $(BUILD)/tests/test_allocfail: $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJS) $(STATIC_LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJS) $(FANQ_LINK) $(CHECK_LIBS)
 
 check: $(TEST_BINS)
 	CK_TIMEOUT_MULTIPLIER=$(TEST_TIMEOUT_MULTIPLIER) \
@@ -50,3 +53,14 @@ $(VALGRIND_STAMP):
 check-valgrind: $(TEST_BINS) $(VALGRIND_STAMP)
 	CK_FORK=no FANQ_TEST_WRAPPER="$(VALGRIND)" \
 	  $(TEST_RUNNER) --no-integration $(BUILD) $(TEST_BINS)
+
+# Its hook (lib/alloc_fail.h) exists only in that build, so the suite is
+# built and run there alone.
+ALLOCFAIL_BIN := build-allocfail/tests/test_allocfail
+
+check-allocfail:
+	$(MAKE) SAN=allocfail $(ALLOCFAIL_BIN)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(TEST_RUNNER) --no-integration build-allocfail $(ALLOCFAIL_BIN)
+
+include tests/fuzz/fuzz.mk
