@@ -45,7 +45,9 @@ int fanq_bus_close(fanq_bus *bus)
 	urcu_bp_read_lock();
 	cds_lfht_for_each_entry(bus->channels, &it, ch, hnode) {
 		cds_lfht_del(bus->channels, &ch->hnode);
-		free(ch); /* no handle, no member: nobody can reach it */
+		/* no handle, no member: nobody can reach it or its history */
+		history_free(atomic_load(&ch->hist));
+		free(ch);
 	}
 	urcu_bp_read_unlock();
 	cds_lfht_destroy(bus->channels, NULL);
