@@ -304,6 +304,27 @@ START_TEST(test_gap_after_drop_new)
 }
 END_TEST
 
+/*
+ * The README's priority example, limit 3: 1(0) 2(3) 3(0) queued, 4(1)
+ * evicts 1, 5(0) evicts 3.  Level 0 lost two messages: its GAP spans
+ * 1..4 with count 2, before 5; levels 3 and 1 lost none.
+ */
+START_TEST(test_gap_after_priority_eviction)
+{
+	struct tu_one w = tu_one_new(FANQ_PRIORITY, 3, TU_BIG_BYTES);
+	const unsigned prio[] = {0, 3, 0, 1, 0};
+
+	for (unsigned i = 0; i < 5; i++)
+		tu_publish(w.ch, "m", prio[i]);
+	expect_seq(w.sub, w.ch, 2);
+	expect_seq(w.sub, w.ch, 4);
+	expect_gap(w.sub, w.ch, 1, 4, 2);
+	expect_seq(w.sub, w.ch, 5);
+	ck_assert_uint_eq(tu_assert_balanced(w.sub).dropped[FANQ_DROP_EVICTED_PRIORITY], 2);
+	tu_one_close(&w);
+}
+END_TEST
+
 /* Each channel's GAP precedes that channel's next message and names it. */
 START_TEST(test_gap_per_channel)
 {
@@ -389,6 +410,7 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_gap_after_drop_oldest);
 	tcase_add_test(tc, test_gap_after_drop_oldest_mid_stream);
 	tcase_add_test(tc, test_gap_after_drop_new);
+	tcase_add_test(tc, test_gap_after_priority_eviction);
 	tcase_add_test(tc, test_gap_per_channel);
 	tcase_add_test(tc, test_gap_only_for_subscriber_that_dropped);
 	return s;
