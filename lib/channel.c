@@ -3,9 +3,9 @@
  *
  * Every change to a channel (publish, subscribe, unsubscribe, resume,
  * history limits) is an operation appended to the channel's wfcqueue: a
- * wait-free enqueue by any thread.  The thread that then wins the channel's `fanning` flag
- * applies queued operations in order until the queue is empty; the
- * others return at once (their operation is applied by that thread,
+ * wait-free enqueue by any thread.  The thread that then wins the
+ * channel's `fanning` flag applies queued operations in order until the
+ * queue is empty; the others return at once (their operation is applied by that thread,
  * right after the ones ahead of it).  So:
  *  - a channel's sequence numbers are given in one order, and every
  *    subscriber's lane receives a channel's messages in that order;

@@ -64,7 +64,9 @@ void __tsan_release(void *addr);
 #endif
 
 /* Operations queued on a channel, applied by its fan-out thread. */
-enum op_kind { OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_RESUME, OP_HISTORY };
+enum op_kind {
+	OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_RESUME, OP_HISTORY,
+};
 
 struct op {
 	struct cds_wfcq_node node;

@@ -205,7 +205,8 @@ int fanq_sub_set_custom_policy(fanq_sub *s, const fanq_policy *ops)
 }
 
 /* Owner thread: the link for ch, or NULL. */
-struct link *sub_link_find(const struct fanq_sub *s, const struct fanq_channel *ch)
+struct link *sub_link_find(const struct fanq_sub *s,
+			   const struct fanq_channel *ch)
 {
 	for (struct link *lk = s->links; lk; lk = lk->next)
 		if (lk->ch == ch)

@@ -393,7 +393,8 @@ START_TEST(test_resume_replay_into_small_drop_oldest_queue)
 	expect_gap(w.sub, w.ch, 3, 8, 6);
 	expect_seqs(w.sub, w.ch, 9, 10);
 	expect_empty(w.sub);
-	ck_assert_uint_eq(tu_assert_balanced(w.sub).dropped[FANQ_DROP_EVICTED_OLDEST], 3);
+	ck_assert_uint_eq(tu_assert_balanced(w.sub)
+				  .dropped[FANQ_DROP_EVICTED_OLDEST], 3);
 	tu_one_close(&w);
 }
 END_TEST
@@ -458,8 +459,9 @@ static void *race_publisher(void *arg)
 {
 	struct race *r = arg;
 
-	for (unsigned i = 0; (i < RACE_PER_PUBLISHER || atomic_load(&r->subscribing)) &&
-			     !atomic_load(&failed); i++) {
+	for (unsigned i = 0; !atomic_load(&failed); i++) {
+		if (i >= RACE_PER_PUBLISHER && !atomic_load(&r->subscribing))
+			break;
 		if (fanq_publish(r->ch, &i, sizeof(i), 0, NULL)) {
 			thread_fail("publish failed");
 			break;
