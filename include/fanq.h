@@ -167,11 +167,12 @@ FANQ_API uint64_t fanq_channel_last_seq(const fanq_channel *ch);
  *
  * Any thread, any time.  Applied in the channel's order like a publish:
  * a history turned on holds the messages published after this call
- * returns (in happens-before order); new limits evict at once.  Expired
- * messages are released at the channel's next publish, resume or
- * setting, and never returned meanwhile.  Allocates a small struct;
- * the history's slot array (16 bytes a message, a power of two) grows
- * with use.  A channel without history pays one branch per publish.
+ * returns (in happens-before order); new limits evict at once.  Age is
+ * judged with a coarse monotonic clock (a few ms); expired messages are
+ * released at the channel's next publish, resume or setting, and never
+ * returned meanwhile.  Allocates a small struct; the history's slot
+ * array (24 bytes a message, a power of two) grows with use.  A channel
+ * without history pays one branch per publish.
  */
 FANQ_API int fanq_channel_set_history(fanq_channel *ch, uint64_t max_msgs,
 				      uint64_t max_bytes, uint64_t max_age_ms);

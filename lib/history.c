@@ -15,8 +15,9 @@
  * (empty when first == last + 1; last is always the channel's last seq)
  * in a power-of-two array indexed by seq & mask.  When the array is full
  * the writer copies it into one twice as large and publishes that
- * (amortised O(1) per append); the array never outgrows the power of two
- * above max_msgs.  A channel without history pays one branch per publish.
+ * (amortised O(1) per append), up to the power of two at or above max_msgs
+ * (16 slots at least); it keeps its size until the history is turned off.
+ * A channel without history pays one branch per publish.
  *
  * Memory ordering and reclamation (the writer's stores are releases, the
  * readers' loads acquires):
@@ -24,20 +25,26 @@
  *    before the array pointer, so the array it uses holds every seq up to
  *    that `last` (a grown array is published before anything is appended
  *    to it).
- *  - evict: store `first` past the entry, then hand the history's
- *    reference to call_rcu() (through the message's own rcu head: no
- *    allocation).  A reader loads a slot, then loads `first` again: if
- *    the entry is still at or after `first`, its eviction came after the
- *    reader's critical section began, so the reference is released only
- *    after that section ends and the reader may take its own.  A slot is
- *    reused (for seq + size) only after its entry was evicted, so the
- *    same check rejects a slot overwritten under the reader.
+ *  - evict: store `first` past the entry, then release the history's
+ *    reference after a grace period that starts later.  A reader loads a
+ *    slot, then loads `first` again: if the entry is still at or after
+ *    `first`, its eviction came after the reader's critical section
+ *    began, so the reference is released only after that section ends
+ *    and the reader may take its own.  A slot is reused (for seq + size)
+ *    only after its entry was evicted, so the same check rejects a slot
+ *    overwritten under the reader.
+ *  - evicted references are gathered in batches, one call_rcu() per
+ *    HISTORY_BATCH of them (or HISTORY_BATCH_BYTES of payload), so that
+ *    an eviction touches neither the message nor liburcu.  The batch
+ *    being filled waits for the next evictions: at most that much is held
+ *    past the limits.  Without memory for a batch, a message goes alone,
+ *    through its own rcu head.
  *  - a replaced array is frozen and freed after a grace period; a history
  *    turned off is unpublished, then freed with its references after one.
  *
- * Age uses history_now_ms(), the one time source here.  Expired entries
- * are evicted when the writer next runs (a publish, a resume, new
- * limits); readers skip them meanwhile.
+ * Age uses history_now_ms(), the one time source here, read only while
+ * an age limit is set.  Expired entries are evicted when the writer next
+ * runs (a publish, a resume, new limits); readers skip them meanwhile.
  */
 #include <stdlib.h>
 #include <time.h>
@@ -45,10 +52,20 @@
 #include "internal.h"
 
 #define HISTORY_FIRST_SLOTS 16u
+#define HISTORY_BATCH 64u
+#define HISTORY_BATCH_BYTES (64u << 10)
 
 struct hist_slot {
 	_Atomic(fanq_msg *) msg;
-	_Atomic int64_t t_ms;  /* when appended */
+	_Atomic int64_t t_ms;  /* when appended (while an age limit is set) */
+	uint32_t len;          /* writer only: m->len, without touching m */
+};
+
+/* Evicted references released together after one grace period. */
+struct hist_batch {
+	struct rcu_head rcu;
+	unsigned n;
+	fanq_msg *m[HISTORY_BATCH];
 };
 
 struct hist_ring {
@@ -65,21 +82,34 @@ struct history {
 	/* writer only */
 	uint64_t max_msgs, max_bytes;     /* max_bytes 0: no byte limit */
 	uint64_t bytes;                   /* payload bytes held */
+	struct hist_batch *evicted;       /* being filled, or NULL */
+	uint64_t evicted_bytes;
 	struct rcu_head rcu;
 };
 
-/* Monotonic milliseconds: the history's only time source. */
+/*
+ * Monotonic milliseconds: the history's only time source.  The coarse
+ * clock (a few ms resolution) costs a fraction of the precise one, which
+ * matters once per publish.
+ */
 static int64_t history_now_ms(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static bool history_expired(uint64_t max_age_ms, int64_t t_ms, int64_t now)
 {
 	return max_age_ms && now - t_ms > (int64_t)max_age_ms;
+}
+
+/* Writer: the time to stamp and judge entries by (0: no age limit). */
+static int64_t history_clock(struct history *h)
+{
+	return atomic_load_explicit(&h->max_age_ms, memory_order_relaxed)
+		       ? history_now_ms() : 0;
 }
 
 /* Writer: the oldest entry's slot (the history is not empty). */
@@ -91,7 +121,22 @@ static struct hist_slot *history_oldest_slot(struct history *h)
 	return &r->slot[first & r->mask];
 }
 
-static void history_release_rcu(struct rcu_head *head)
+static void batch_release(struct hist_batch *b)
+{
+	for (unsigned i = 0; i < b->n; i++)
+		fanq_msg_release(b->m[i]);
+	free(b);
+}
+
+static void batch_release_rcu(struct rcu_head *head)
+{
+	struct hist_batch *b = caa_container_of(head, struct hist_batch, rcu);
+
+	FANQ_TSAN_ACQUIRE(b);
+	batch_release(b);
+}
+
+static void msg_release_rcu(struct rcu_head *head)
 {
 	fanq_msg *m = caa_container_of(head, fanq_msg, rcu);
 
@@ -99,18 +144,49 @@ static void history_release_rcu(struct rcu_head *head)
 	fanq_msg_release(m);
 }
 
-/* Writer: drop the oldest entry; its reference goes after a grace period. */
+/* Writer: the evicted references gathered start their grace period. */
+static void history_flush_evicted(struct history *h)
+{
+	FANQ_TSAN_RELEASE(h->evicted);
+	urcu_bp_call_rcu(&h->evicted->rcu, batch_release_rcu);
+	h->evicted = NULL;
+	h->evicted_bytes = 0;
+}
+
+/*
+ * Writer, after `first` moved past m: release the history's reference
+ * after a grace period.
+ */
+static void history_retire(struct history *h, fanq_msg *m, uint32_t len)
+{
+	struct hist_batch *b = h->evicted ? h->evicted : malloc(sizeof(*b));
+
+	if (!b) { /* no batch: this one goes alone */
+		FANQ_TSAN_RELEASE(m);
+		urcu_bp_call_rcu(&m->rcu, msg_release_rcu);
+		return;
+	}
+	if (!h->evicted) {
+		b->n = 0;
+		h->evicted = b;
+	}
+	b->m[b->n++] = m;
+	h->evicted_bytes += len;
+	if (b->n == HISTORY_BATCH || h->evicted_bytes >= HISTORY_BATCH_BYTES)
+		history_flush_evicted(h);
+}
+
+/* Writer: drop the oldest entry. */
 static void history_evict(struct history *h)
 {
 	uint64_t first = atomic_load_explicit(&h->first, memory_order_relaxed);
-	fanq_msg *m = atomic_load_explicit(&history_oldest_slot(h)->msg,
-					   memory_order_relaxed);
+	struct hist_slot *slot = history_oldest_slot(h);
 
-	h->bytes -= m->len;
-	/* before call_rcu: pairs with the readers' re-load of `first` */
+	h->bytes -= slot->len;
+	/* before the grace period starts: pairs with the readers' re-load */
 	atomic_store_explicit(&h->first, first + 1, memory_order_release);
-	FANQ_TSAN_RELEASE(m);
-	urcu_bp_call_rcu(&m->rcu, history_release_rcu);
+	history_retire(h, atomic_load_explicit(&slot->msg, memory_order_relaxed),
+		       slot->len);
 }
 
 /*
@@ -171,11 +247,13 @@ static bool history_make_room(struct history *h)
 	r->mask = slots - 1;
 	for (uint64_t s = first; s <= last; s++) {
 		struct hist_slot *from = &old->slot[s & old->mask];
+		struct hist_slot *to = &r->slot[s & r->mask];
 
-		atomic_init(&r->slot[s & r->mask].msg,
-			    atomic_load_explicit(&from->msg, memory_order_relaxed));
-		atomic_init(&r->slot[s & r->mask].t_ms,
-			    atomic_load_explicit(&from->t_ms, memory_order_relaxed));
+		atomic_init(&to->msg, atomic_load_explicit(&from->msg,
+							   memory_order_relaxed));
+		atomic_init(&to->t_ms, atomic_load_explicit(&from->t_ms,
+							    memory_order_relaxed));
+		to->len = from->len;
 	}
 	/* pairs with the readers' acquire load of the array */
 	atomic_store_explicit(&h->ring, r, memory_order_release);
@@ -208,7 +286,7 @@ static void history_skip(struct history *h, const fanq_msg *m)
  */
 void history_append(struct history *h, fanq_msg *m)
 {
-	int64_t now = history_now_ms();
+	int64_t now = history_clock(h);
 	struct hist_ring *r;
 	struct hist_slot *slot;
 
@@ -225,6 +303,7 @@ void history_append(struct history *h, fanq_msg *m)
 	slot = &r->slot[m->seq & r->mask];
 	fanq_msg_ref(m);
 	h->bytes += m->len;
+	slot->len = m->len;
 	atomic_store_explicit(&slot->t_ms, now, memory_order_relaxed);
 	/* pairs with the readers' acquire load of the slot */
 	atomic_store_explicit(&slot->msg, m, memory_order_release);
@@ -243,7 +322,7 @@ uint64_t history_oldest(struct fanq_channel *ch)
 
 	if (!h)
 		return atomic_load_explicit(&ch->seq, memory_order_relaxed) + 1;
-	history_trim(h, history_now_ms(), 0, 0);
+	history_trim(h, history_clock(h), 0, 0);
 	return atomic_load_explicit(&h->first, memory_order_relaxed);
 }
 
@@ -284,7 +363,8 @@ static size_t history_read(struct history *h, uint64_t after_seq,
 	/* `last` before the array: see the top of the file */
 	uint64_t last = atomic_load_explicit(&h->last, memory_order_acquire);
 	struct hist_ring *r = atomic_load_explicit(&h->ring, memory_order_acquire);
-	uint64_t max_age = atomic_load_explicit(&h->max_age_ms, memory_order_relaxed);
+	/* a reader that sees an age limit sees the stamps made for it */
+	uint64_t max_age = atomic_load_explicit(&h->max_age_ms, memory_order_acquire);
 	int64_t now = max_age ? history_now_ms() : 0;
 	uint64_t s = atomic_load_explicit(&h->first, memory_order_acquire);
 	size_t got = 0;
@@ -303,7 +383,7 @@ static size_t history_read(struct history *h, uint64_t after_seq,
 			s = first - 1;
 			continue;
 		}
-		/* appended in time order: expired entries are a prefix */
+		/* stamped in time order: expired entries are a prefix */
 		if (history_expired(max_age, t, now))
 			continue;
 		fanq_msg_ref(m);
@@ -346,6 +426,8 @@ void history_free(struct history *h)
 	r = atomic_load(&h->ring);
 	for (uint64_t s = atomic_load(&h->first); s <= atomic_load(&h->last); s++)
 		fanq_msg_release(atomic_load(&r->slot[s & r->mask].msg));
+	if (h->evicted) /* evicted before h became unreachable */
+		batch_release(h->evicted);
 	free(r);
 	free(h);
 }
@@ -356,6 +438,20 @@ static void history_free_rcu(struct rcu_head *head)
 
 	FANQ_TSAN_ACQUIRE(h);
 	history_free(h);
+}
+
+/*
+ * Writer, turning an age limit on: the entries held were not stamped;
+ * their age counts from now.
+ */
+static void history_stamp(struct history *h, int64_t now)
+{
+	struct hist_ring *r = atomic_load_explicit(&h->ring, memory_order_relaxed);
+	uint64_t s = atomic_load_explicit(&h->first, memory_order_relaxed);
+
+	for (; s <= atomic_load_explicit(&h->last, memory_order_relaxed); s++)
+		atomic_store_explicit(&r->slot[s & r->mask].t_ms, now,
+				      memory_order_relaxed);
 }
 
 /*
@@ -385,11 +481,16 @@ void history_apply_op(struct fanq_channel *ch, struct history_op *hop)
 			/* pairs with the acquire load in fanq_channel_history_read() */
 			atomic_store_explicit(&ch->hist, h, memory_order_release);
 		}
+		if (hop->max_age_ms &&
+		    !atomic_load_explicit(&h->max_age_ms, memory_order_relaxed))
+			history_stamp(h, history_now_ms());
 		h->max_msgs = hop->max_msgs;
 		h->max_bytes = hop->max_bytes;
+		/* after the stamps: pairs with the acquire load in
+		 * history_read() */
 		atomic_store_explicit(&h->max_age_ms, hop->max_age_ms,
-				      memory_order_relaxed);
-		history_trim(h, history_now_ms(), 0, 0);
+				      memory_order_release);
+		history_trim(h, history_clock(h), 0, 0);
 	}
 	free(hop->fresh);
 	free(hop);

@@ -78,8 +78,9 @@ struct op {
 struct fanq_msg {
 	union {
 		struct op op;        /* OP_PUBLISH while queued on its channel */
-		struct rcu_head rcu; /* later, if its channel keeps a history:
-					the history's reference is released
+		struct rcu_head rcu; /* later, if its channel keeps a history
+					and has no memory for a batch: the
+					history's reference is released
 					through it after a grace period */
 		uint64_t gap_first;  /* a gap marker: first missing seq */
 	};
