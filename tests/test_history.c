@@ -56,37 +56,11 @@ static void expect_history(fanq_channel *ch, uint64_t first, uint64_t last)
 	}
 }
 
-static void expect_gap(fanq_sub *sub, const fanq_channel *ch, uint64_t first,
-		       uint64_t last, uint64_t count)
-{
-	fanq_entry e = tu_pop(sub);
-
-	ck_assert_msg(e.kind == FANQ_ENTRY_GAP,
-		      "expected GAP %" PRIu64 "..%" PRIu64 ", got message seq %" PRIu64,
-		      first, last, e.seq);
-	ck_assert_ptr_eq(e.ch, ch);
-	ck_assert_uint_eq(e.gap_first, first);
-	ck_assert_uint_eq(e.gap_last, last);
-	ck_assert_uint_eq(e.gap_count, count);
-}
-
-static void expect_seq(fanq_sub *sub, const fanq_channel *ch, uint64_t seq)
-{
-	fanq_entry e = tu_pop(sub);
-
-	ck_assert_msg(e.kind == FANQ_ENTRY_MSG,
-		      "expected message seq %" PRIu64 ", got GAP %" PRIu64 "..%" PRIu64,
-		      seq, e.gap_first, e.gap_last);
-	ck_assert_ptr_eq(e.ch, ch);
-	ck_assert_uint_eq(e.seq, seq);
-	fanq_msg_release(e.msg);
-}
-
 static void expect_seqs(fanq_sub *sub, const fanq_channel *ch, uint64_t first,
 			uint64_t last)
 {
 	for (uint64_t s = first; s <= last; s++)
-		expect_seq(sub, ch, s);
+		tu_expect_seq(sub, ch, s);
 }
 
 static void expect_empty(fanq_sub *sub)
@@ -258,10 +232,10 @@ START_TEST(test_resume_too_far_back)
 	ck_assert_uint_eq(res.gap_first, 4);
 	ck_assert_uint_eq(res.gap_last, 7);
 	ck_assert_uint_eq(res.replayed, 5);
-	expect_gap(w.sub, w.ch, 4, 7, 4);
+	tu_expect_gap(w.sub, w.ch, 4, 7, 4);
 	expect_seqs(w.sub, w.ch, 8, 12);
 	publish_seqs(w.ch, 1);
-	expect_seq(w.sub, w.ch, 13);
+	tu_expect_seq(w.sub, w.ch, 13);
 	expect_empty(w.sub);
 	/* the GAP is no message: it counts nowhere */
 	ck_assert_uint_eq(tu_assert_balanced(w.sub).enqueued, 6);
@@ -286,10 +260,10 @@ START_TEST(test_resume_without_history_reports_gap_alone)
 	ck_assert_uint_eq(res.replayed, 0);
 	ck_assert_int_eq(fanq_group_next_ready(g, &ready), 0);
 	ck_assert_ptr_eq(ready, w.sub);
-	expect_gap(w.sub, w.ch, 3, 5, 3);
+	tu_expect_gap(w.sub, w.ch, 3, 5, 3);
 	expect_empty(w.sub);
 	publish_seqs(w.ch, 1);
-	expect_seq(w.sub, w.ch, 6);
+	tu_expect_seq(w.sub, w.ch, 6);
 	tu_sub_close(w.sub);
 	ck_assert_int_eq(fanq_group_close(g), 0);
 	fanq_channel_release(w.ch);
@@ -307,7 +281,7 @@ START_TEST(test_resume_from_expired_history)
 	ck_assert_int_eq(resume(&w, 0, &res), FANQ_ERANGE);
 	ck_assert_uint_eq(res.gap_first, 1);
 	ck_assert_uint_eq(res.gap_last, 3);
-	expect_gap(w.sub, w.ch, 1, 3, 3);
+	tu_expect_gap(w.sub, w.ch, 1, 3, 3);
 	expect_empty(w.sub);
 	tu_one_close(&w);
 }
@@ -328,7 +302,7 @@ START_TEST(test_resume_at_or_ahead_of_channel_is_live)
 	ck_assert_uint_eq(res.replayed, 0);
 	ck_assert_uint_eq(res.gap_last, 0);
 	publish_seqs(w.ch, 1);
-	expect_seq(w.sub, w.ch, 6);
+	tu_expect_seq(w.sub, w.ch, 6);
 	expect_empty(w.sub);
 	tu_one_close(&w);
 }
@@ -350,11 +324,11 @@ START_TEST(test_resume_after_unsubscribe)
 	ck_assert_int_eq(fanq_unsubscribe(w.sub, w.ch), 0);
 	publish_seqs(w.ch, 5); /* 4..8; the history keeps 7, 8 */
 	ck_assert_int_eq(resume(&w, 5, &res), FANQ_ERANGE);
-	expect_gap(w.sub, w.ch, 6, 6, 1);
+	tu_expect_gap(w.sub, w.ch, 6, 6, 1);
 	expect_seqs(w.sub, w.ch, 7, 8);
 	ck_assert_int_eq(fanq_unsubscribe(w.sub, w.ch), 0);
 	ck_assert_int_eq(resume(&w, 7, &res), 0);
-	expect_seq(w.sub, w.ch, 8); /* replayed again: asked for */
+	tu_expect_seq(w.sub, w.ch, 8); /* replayed again: asked for */
 	expect_empty(w.sub);
 	tu_one_close(&w);
 }
@@ -372,11 +346,11 @@ START_TEST(test_resume_replay_into_small_drop_new_queue)
 	publish_seqs(w.ch, 10);
 	ck_assert_int_eq(resume(&w, 2, &res), FANQ_ERANGE);
 	ck_assert_uint_eq(res.replayed, 5);
-	expect_gap(w.sub, w.ch, 3, 5, 3);
+	tu_expect_gap(w.sub, w.ch, 3, 5, 3);
 	expect_seqs(w.sub, w.ch, 6, 7);
 	publish_seqs(w.ch, 1);
-	expect_gap(w.sub, w.ch, 8, 10, 3);
-	expect_seq(w.sub, w.ch, 11);
+	tu_expect_gap(w.sub, w.ch, 8, 10, 3);
+	tu_expect_seq(w.sub, w.ch, 11);
 	ck_assert_uint_eq(tu_assert_balanced(w.sub).dropped[FANQ_DROP_FULL_NEW], 3);
 	tu_one_close(&w);
 }
@@ -390,7 +364,7 @@ START_TEST(test_resume_replay_into_small_drop_oldest_queue)
 
 	publish_seqs(w.ch, 10);
 	ck_assert_int_eq(resume(&w, 2, &res), FANQ_ERANGE);
-	expect_gap(w.sub, w.ch, 3, 8, 6);
+	tu_expect_gap(w.sub, w.ch, 3, 8, 6);
 	expect_seqs(w.sub, w.ch, 9, 10);
 	expect_empty(w.sub);
 	ck_assert_uint_eq(tu_assert_balanced(w.sub)
@@ -408,9 +382,9 @@ START_TEST(test_resume_priority_gap_first)
 	for (unsigned i = 0; i < 4; i++)
 		tu_publish(w.ch, "m", i % 2 ? 3 : 0);
 	ck_assert_int_eq(resume(&w, 0, &res), FANQ_ERANGE);
-	expect_gap(w.sub, w.ch, 1, 2, 2);
-	expect_seq(w.sub, w.ch, 4); /* level 3 before level 0 */
-	expect_seq(w.sub, w.ch, 3);
+	tu_expect_gap(w.sub, w.ch, 1, 2, 2);
+	tu_expect_seq(w.sub, w.ch, 4); /* level 3 before level 0 */
+	tu_expect_seq(w.sub, w.ch, 3);
 	expect_empty(w.sub);
 	tu_one_close(&w);
 }
