@@ -5,8 +5,8 @@
  * history limits) is an operation appended to the channel's wfcqueue: a
  * wait-free enqueue by any thread.  The thread that then wins the
  * channel's `fanning` flag applies queued operations in order until the
- * queue is empty; the others return at once (their operation is applied by that thread,
- * right after the ones ahead of it).  So:
+ * queue is empty; the others return at once (their operation is applied
+ * by that thread, right after the ones ahead of it).  So:
  *  - a channel's sequence numbers are given in one order, and every
  *    subscriber's lane receives a channel's messages in that order;
  *  - the member list and the history have one writer at a time (RCU,
@@ -117,10 +117,9 @@ uint64_t fanq_channel_last_seq(const fanq_channel *ch)
 static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 			  fanq_publish_result *res)
 {
+	struct history *h = atomic_load_explicit(&ch->hist, memory_order_relaxed);
 	struct member *mb;
 	uint32_t accepted = 0, dropped = 0;
-
-	struct history *h = atomic_load_explicit(&ch->hist, memory_order_relaxed);
 
 	m->seq = atomic_load_explicit(&ch->seq, memory_order_relaxed) + 1;
 	/* readers of fanq_channel_last_seq() see a seq only once given */

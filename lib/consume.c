@@ -60,9 +60,9 @@ static int sub_fill(struct fanq_sub *s)
 	urcu_bp_read_lock();
 	while (lane-- > 0 && !(m = lane_take(&s->lanes[lane], &ord, false)))
 		;
-	if (m && !m->gap_marker) { /* release the room at once: a full
-				      drop-oldest publisher may be waiting
-				      to evict */
+	/* release the room at once (a full drop-oldest publisher may be
+	 * waiting to evict); a gap marker took none */
+	if (m && !m->gap_marker) {
 		atomic_fetch_add_explicit(&s->held, 1, memory_order_relaxed);
 		sub_unreserve(s, m->len);
 	}

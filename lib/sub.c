@@ -287,13 +287,12 @@ int fanq_subscribe_after(fanq_sub *s, fanq_channel *ch, uint64_t last_seen_seq,
 	if (rc)
 		return rc;
 	ro = calloc(1, sizeof(*ro));
-	if (ro)
-		ro->marker = msg_gap_marker_new(ch);
-	if (ro && ro->marker)
-		ro->mb = sub_member_new(s, ch);
-	if (!ro || !ro->mb) {
-		if (ro)
-			fanq_msg_release(ro->marker);
+	if (!ro)
+		return FANQ_ENOMEM;
+	ro->marker = msg_gap_marker_new(ch);
+	ro->mb = ro->marker ? sub_member_new(s, ch) : NULL;
+	if (!ro->mb) {
+		fanq_msg_release(ro->marker);
 		free(ro);
 		return FANQ_ENOMEM;
 	}
