@@ -41,7 +41,7 @@ static const char _usage[] =
 	"  --bind ADDR      listen address (default 127.0.0.1)\n"
 	"  --keepalive S    idle /events get a comment every S s (default 15)\n"
 	"  --max-body B     larger POST bodies get 413 (default 1 MiB)\n"
-	"  --history N      keep each channel's last N messages (default 0: none)\n"
+	"  --history N      keep each channel's last N messages (default: none),\n"
 	"                   so that a client reconnecting with Last-Event-ID\n"
 	"                   gets what it missed\n"
 	"  --history-bytes B  ... and at most B bytes of them (default: no limit)\n"
