@@ -6,11 +6,19 @@
 #   make check-tsan      the same in build-tsan (ThreadSanitizer)
 #   make check-valgrind  every suite under valgrind memcheck, no fork
 #
+#   SUITE="history ..."  with any of them: only those suites, and no
+#                        integration scripts (make check-tsan SUITE=history)
+#
 # Other parts of the tree may add prerequisites to `check` (an example
 # server an integration script needs); the recipe stays here.
 
 TEST_SUITES := policy accounting channel badinput group history stress
 TEST_BINS := $(TEST_SUITES:%=$(BUILD)/tests/test_%)
+RUN_SUITES := $(if $(SUITE),$(filter $(SUITE),$(TEST_SUITES)),$(TEST_SUITES))
+RUN_BINS := $(RUN_SUITES:%=$(BUILD)/tests/test_%)
+RUN_INTEGRATION := $(if $(SUITE),--no-integration)
+$(if $(SUITE),$(if $(filter-out $(TEST_SUITES),$(SUITE)),\
+  $(error SUITE: $(filter-out $(TEST_SUITES),$(SUITE)) not in $(TEST_SUITES))))
 TEST_MAIN_OBJ := $(BUILD)/tests/test_main.o
 TEST_RUNNER := sh tests/check-runner.sh
 
@@ -24,9 +32,9 @@ $(BUILD)/tests/%.o: tests/%.c tests/test_util.h include/fanq.h | $(DEPS_STAMP)
 $(TEST_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_MAIN_OBJ) $(STATIC_LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_MAIN_OBJ) $(FANQ_LINK) $(CHECK_LIBS)
 
-check: $(TEST_BINS)
+check: $(RUN_BINS)
 	CK_TIMEOUT_MULTIPLIER=$(TEST_TIMEOUT_MULTIPLIER) \
-	  $(TEST_RUNNER) $(BUILD) $(TEST_BINS)
+	  $(TEST_RUNNER) $(RUN_INTEGRATION) $(BUILD) $(RUN_BINS)
 
 check-asan:
 	ASAN_OPTIONS=detect_leaks=1 \
@@ -43,6 +51,6 @@ check-tsan:
 VALGRIND := valgrind -q --tool=memcheck --error-exitcode=1 --leak-check=full \
 	--fair-sched=yes --suppressions=$(CURDIR)/tests/valgrind.supp
 
-check-valgrind: $(TEST_BINS)
+check-valgrind: $(RUN_BINS)
 	CK_FORK=no FANQ_TEST_WRAPPER="$(VALGRIND)" \
-	  $(TEST_RUNNER) --no-integration $(BUILD) $(TEST_BINS)
+	  $(TEST_RUNNER) --no-integration $(BUILD) $(RUN_BINS)
