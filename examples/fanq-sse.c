@@ -1,7 +1,10 @@
 /*
  * fanq-sse - a Server-Sent Events server on fanq, in one binary.
  *
- *   GET  /events?channel=a[,b...][&policy=P]   text/event-stream
+ *   GET  /events?channel=a[,b...][&policy=P][&lastEventId=a:5[,b:7...]]
+ *                                              text/event-stream; resumes
+ *                                              after Last-Event-ID (header
+ *                                              first, then the parameter)
  *   POST /publish?channel=a[&priority=P]       body -> every subscriber
  *                                   (P: 0 .. FANQ_PRIO_LEVELS-1, default 0)
  *   GET  /metrics                              Prometheus text
@@ -27,6 +30,7 @@ static const char _usage[] =
 	"usage: fanq-sse --port P [--threads N] [--queue-max MSGS]\n"
 	"                [--queue-bytes BYTES] [--policy drop-new|drop-oldest|priority]\n"
 	"                [--bind ADDR] [--keepalive SECS] [--max-body BYTES]\n"
+	"                [--history N [--history-bytes B] [--history-age MS]]\n"
 	"\n"
 	"  --port P         TCP port (0: any free port, printed at start)\n"
 	"  --threads N      I/O threads, each with its own epoll loop (default 2)\n"
@@ -37,9 +41,14 @@ static const char _usage[] =
 	"  --bind ADDR      listen address (default 127.0.0.1)\n"
 	"  --keepalive S    idle /events get a comment every S s (default 15)\n"
 	"  --max-body B     larger POST bodies get 413 (default 1 MiB)\n"
+	"  --history N      keep each channel's last N messages (default: none),\n"
+	"                   so that a client reconnecting with Last-Event-ID\n"
+	"                   gets what it missed\n"
+	"  --history-bytes B  ... and at most B bytes of them (default: no limit)\n"
+	"  --history-age MS   ... none older than MS ms (default: no limit)\n"
 	"\n"
-	"  GET /events?channel=a,b   POST /publish?channel=a[&priority=0..%u]\n"
-	"  GET /metrics\n";
+	"  GET /events?channel=a,b[&lastEventId=a:5,b:7]\n"
+	"  POST /publish?channel=a[&priority=0..%u]   GET /metrics\n";
 
 /* --------------------------------------------------- shared helpers */
 
@@ -68,6 +77,22 @@ int sse_policy_parse(const char *s, enum fanq_policy_kind *out)
 	return 0;
 }
 
+/* Open a channel with the server's history settings.  Any worker thread. */
+static int _channel_open(struct server *srv, const char *name,
+			 fanq_channel **out)
+{
+	const struct options *o = &srv->opt;
+	int rc = fanq_channel_open(srv->bus, name, out);
+
+	if (rc || !o->history_msgs)
+		return rc;
+	rc = fanq_channel_set_history(*out, o->history_msgs, o->history_bytes,
+				      o->history_age_ms);
+	if (rc)
+		fanq_channel_release(*out);
+	return rc;
+}
+
 /*
  * The server's handle for a channel, opened on first use and kept until
  * exit; the caller does not release it.  Any worker thread (takes the
@@ -87,7 +112,7 @@ int sse_channel_get(struct server *srv, const char *name, fanq_channel **out)
 		if (t->n == SSE_CHANNELS_MAX)
 			rc = FANQ_ENOMEM;
 		else
-			rc = fanq_channel_open(srv->bus, name, &t->slot[i].ch);
+			rc = _channel_open(srv, name, &t->slot[i].ch);
 		if (rc == 0) {
 			strcpy(t->slot[i].name, name);
 			t->n++;
@@ -174,14 +199,15 @@ void sse_metrics_write(struct server *srv, FILE *f)
 
 /* ------------------------------------------------------------- startup */
 
-static int _parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+/* Any thread.  Decimal digits only; 0, or -1 when not in min..max. */
+int sse_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+	if (s[0] < '0' || s[0] > '9' || errno || *end || v < min || v > max)
 		return -1;
 	*out = v;
 	return 0;
@@ -201,34 +227,40 @@ static int _parse_option(int opt, const char *arg, struct options *o)
 
 	switch (opt) {
 	case 'p':
-		if (_parse_u64(arg, 0, 65535, &v))
+		if (sse_parse_u64(arg, 0, 65535, &v))
 			return -1;
 		o->port = (int)v;
 		return 0;
 	case 't':
-		if (_parse_u64(arg, 1, 256, &v))
+		if (sse_parse_u64(arg, 1, 256, &v))
 			return -1;
 		o->threads = (int)v;
 		return 0;
 	case 'm':
-		return _parse_u64(arg, 1, FANQ_QUEUE_MSGS_MAX, &o->queue_max);
+		return sse_parse_u64(arg, 1, FANQ_QUEUE_MSGS_MAX, &o->queue_max);
 	case 'b':
-		return _parse_u64(arg, 1, UINT64_MAX, &o->queue_bytes);
+		return sse_parse_u64(arg, 1, UINT64_MAX, &o->queue_bytes);
 	case 'P':
 		return sse_policy_parse(arg, &o->policy);
 	case 'B':
 		o->bind = arg;
 		return 0;
 	case 'k':
-		if (_parse_u64(arg, 1, 86400, &v))
+		if (sse_parse_u64(arg, 1, 86400, &v))
 			return -1;
 		o->keepalive_ms = (int64_t)v * 1000;
 		return 0;
 	case 'x':
-		if (_parse_u64(arg, 0, SSE_BODY_MAX_LIMIT, &v))
+		if (sse_parse_u64(arg, 0, SSE_BODY_MAX_LIMIT, &v))
 			return -1;
 		o->body_max = (size_t)v;
 		return 0;
+	case 'H':
+		return sse_parse_u64(arg, 1, FANQ_HISTORY_MSGS_MAX, &o->history_msgs);
+	case 'Y':
+		return sse_parse_u64(arg, 1, UINT64_MAX, &o->history_bytes);
+	case 'A':
+		return sse_parse_u64(arg, 1, FANQ_HISTORY_AGE_MAX_MS, &o->history_age_ms);
 	default:
 		return -1;
 	}
@@ -245,6 +277,9 @@ static void _parse_args(int argc, char **argv, struct options *o)
 		{ "bind", required_argument, NULL, 'B' },
 		{ "keepalive", required_argument, NULL, 'k' },
 		{ "max-body", required_argument, NULL, 'x' },
+		{ "history", required_argument, NULL, 'H' },
+		{ "history-bytes", required_argument, NULL, 'Y' },
+		{ "history-age", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -263,6 +298,11 @@ static void _parse_args(int argc, char **argv, struct options *o)
 				fprintf(stderr, "fanq-sse: bad value '%s'\n", optarg);
 			_usage_exit(stderr, 2);
 		}
+	}
+	if (!o->history_msgs && (o->history_bytes || o->history_age_ms)) {
+		fprintf(stderr, "fanq-sse: --history-bytes and --history-age "
+			"limit a --history N\n");
+		_usage_exit(stderr, 2);
 	}
 	if (optind != argc || o->port < 0)
 		_usage_exit(stderr, 2);

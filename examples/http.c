@@ -125,6 +125,8 @@ static int _parse_header(char *line, size_t body_max, struct http_req *req,
 		return 501;
 	if (!strcasecmp(line, "User-Agent"))
 		req->user_agent = v;
+	if (!strcasecmp(line, "Last-Event-ID"))
+		req->last_event_id = v;
 	if (strcasecmp(line, "Content-Length"))
 		return 0;
 	rc = _parse_content_length(v, body_max, &len);
@@ -147,6 +149,7 @@ int http_parse_head(char *buf, size_t head_len, size_t body_max,
 
 	memset(req, 0, sizeof(*req));
 	req->user_agent = "";
+	req->last_event_id = "";
 	line = _next_line(buf, head_len, &pos);
 	if (!line)
 		return 400;
@@ -180,6 +183,36 @@ int http_query_param(const struct http_req *req, const char *key, char *out,
 		p += plen + (p[plen] == '&');
 	}
 	return HTTP_PARAM_ABSENT;
+}
+
+static int _hex(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int http_percent_decode(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		int hi, lo;
+
+		if (*s != '%') {
+			*out++ = *s;
+			continue;
+		}
+		hi = _hex((unsigned char)s[1]);
+		lo = hi < 0 ? -1 : _hex((unsigned char)s[2]);
+		if (lo < 0 || (hi | lo) == 0)
+			return -1;
+		*out++ = (char)(hi << 4 | lo);
+		s += 2;
+	}
+	*out = '\0';
+	return 0;
 }
 
 const char *http_reason(int status)

@@ -17,6 +17,7 @@ struct http_req {
 	const char *path;       /* "/events"; points into the head buffer */
 	const char *query;      /* after '?', "" when none */
 	const char *user_agent; /* "" when absent */
+	const char *last_event_id; /* the Last-Event-ID header, "" when absent */
 	size_t content_length;  /* 0 when absent */
 };
 
@@ -44,6 +45,13 @@ int http_parse_head(char *buf, size_t head_len, size_t body_max,
 #define HTTP_PARAM_TOO_LONG (-2)
 int http_query_param(const struct http_req *req, const char *key, char *out,
 		     size_t cap);
+
+/*
+ * Decode %XX escapes in s in place (a parameter value from
+ * http_query_param()).  Returns 0, or -1 for a malformed escape or one
+ * that decodes to NUL.
+ */
+int http_percent_decode(char *s);
 
 /* "Not Found" for 404, ...; "Error" for a status it does not know. */
 const char *http_reason(int status);

@@ -368,7 +368,21 @@ static const char _sse_head[] =
 	"Cache-Control: no-cache\r\nConnection: close\r\n"
 	"X-Accel-Buffering: no\r\n\r\n";
 
-/* Fill c->chans from "a,b,c".  Returns 0 or an HTTP status. */
+/* Index of the channel named name in c->chans, or -1. */
+static int _events_channel_index(const struct conn *c, const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < c->nchans; i++)
+		if (!strcmp(fanq_channel_name(c->chans[i]), name))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Fill c->chans from "a,b,c" (a name repeated counts once).  Returns 0 or
+ * an HTTP status.
+ */
 static int _events_channels(struct conn *c, char *list)
 {
 	char *save = NULL;
@@ -378,6 +392,8 @@ static int _events_channels(struct conn *c, char *list)
 	     name = strtok_r(NULL, ",", &save)) {
 		if (c->nchans == SSE_SUB_CHANNELS_MAX || !sse_channel_name_ok(name))
 			return 400;
+		if (_events_channel_index(c, name) >= 0)
+			continue;
 		if (sse_channel_get(c->w->srv, name, &c->chans[c->nchans]))
 			return 503;
 		c->nchans++;
@@ -385,9 +401,76 @@ static int _events_channels(struct conn *c, char *list)
 	return c->nchans ? 0 : 400;
 }
 
+/*
+ * Where a reconnecting client left off, per channel of the request.  The
+ * ids fanq-sse sends are "<channel>:<seq>"; a resume names one or more,
+ * comma-joined ("a:5,b:7").  A browser's EventSource sends back only the
+ * last id it saw, so for a stream of several channels it names one; the
+ * others' positions are unknown (see _events_head()).
+ */
+struct resume {
+	bool any;                             /* some id was given */
+	bool known[SSE_SUB_CHANNELS_MAX];
+	uint64_t after[SSE_SUB_CHANNELS_MAX]; /* last seq seen, if known */
+};
+
+/* Longest id list: every channel of a request with a 20-digit seq. */
+#define SSE_RESUME_IDS_MAX \
+	(SSE_SUB_CHANNELS_MAX * (SSE_CHANNEL_NAME_MAX + 22) + 1)
+
+/* Record the positions "a:5,b:7" gives (in place).  0, or -1 if malformed. */
+static int _resume_parse(const struct conn *c, char *ids, struct resume *r)
+{
+	char *save = NULL;
+	char *item;
+
+	for (item = strtok_r(ids, ",", &save); item;
+	     item = strtok_r(NULL, ",", &save)) {
+		char *colon = strrchr(item, ':');
+		uint64_t seq;
+		int i;
+
+		if (!colon)
+			return -1;
+		*colon = '\0';
+		if (!sse_channel_name_ok(item) ||
+		    sse_parse_u64(colon + 1, 0, UINT64_MAX, &seq))
+			return -1;
+		r->any = true;
+		i = _events_channel_index(c, item);
+		if (i >= 0) { /* a channel not asked for now is ignored */
+			r->known[i] = true;
+			r->after[i] = seq;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The lastEventId parameter (percent-encoded, for clients that cannot
+ * set headers), then the Last-Event-ID header, which wins for the
+ * channels both name: a browser reconnecting keeps the URL it was given
+ * but sends the newest id in the header.  0, or -1 if malformed.
+ */
+static int _events_resume(const struct conn *c, struct resume *r)
+{
+	char ids[SSE_RESUME_IDS_MAX];
+	int n = http_query_param(&c->req, "lastEventId", ids, sizeof(ids));
+
+	memset(r, 0, sizeof(*r));
+	if (n == HTTP_PARAM_TOO_LONG ||
+	    (n >= 0 && (http_percent_decode(ids) || _resume_parse(c, ids, r))))
+		return -1;
+	if (strlen(c->req.last_event_id) >= sizeof(ids))
+		return -1;
+	strcpy(ids, c->req.last_event_id);
+	return _resume_parse(c, ids, r);
+}
+
 /* Options, metadata and group first, then the channels (fanq.h order). */
 static int _events_sub_setup(struct conn *c, fanq_sub *sub,
-			     enum fanq_policy_kind policy)
+			     enum fanq_policy_kind policy,
+			     const struct resume *r)
 {
 	const struct options *o = &c->w->srv->opt;
 	unsigned i;
@@ -400,10 +483,42 @@ static int _events_sub_setup(struct conn *c, fanq_sub *sub,
 	    (rc = fanq_sub_set_meta(sub, "user-agent", c->req.user_agent)) ||
 	    (rc = fanq_group_attach(c->w->group, sub)))
 		return rc;
-	for (i = 0; i < c->nchans; i++)
-		if ((rc = fanq_subscribe(sub, c->chans[i])) && rc != FANQ_EEXIST)
+	for (i = 0; i < c->nchans; i++) {
+		/* FANQ_ERANGE: subscribed; the GAP entry becomes a fanq-gap */
+		if (r->known[i])
+			rc = fanq_subscribe_after(sub, c->chans[i], r->after[i], NULL);
+		else
+			rc = fanq_subscribe(sub, c->chans[i]);
+		if (rc && rc != FANQ_ERANGE)
 			return rc;
+	}
 	return 0;
+}
+
+/*
+ * The response head, then, when resuming, a fanq-gap without a range for
+ * each channel whose position the ids did not give: the client must
+ * resync it.  NULL when out of memory.
+ */
+static char *_events_head(const struct conn *c, const struct resume *r,
+			  size_t *len)
+{
+	char *out = NULL;
+	FILE *f = open_memstream(&out, len);
+	unsigned i;
+
+	if (!f)
+		return NULL;
+	fputs(_sse_head, f);
+	for (i = 0; r->any && i < c->nchans; i++)
+		if (!r->known[i])
+			fprintf(f, "event: fanq-gap\ndata: {\"channel\":\"%s\"}\n\n",
+				fanq_channel_name(c->chans[i]));
+	if (fclose(f)) {
+		free(out);
+		return NULL;
+	}
+	return out;
 }
 
 static int _events_policy(const struct conn *c, enum fanq_policy_kind *out)
@@ -421,6 +536,7 @@ static void _events_start(struct conn *c)
 {
 	char list[SSE_SUB_CHANNELS_MAX * (SSE_CHANNEL_NAME_MAX + 1) + 1];
 	enum fanq_policy_kind policy;
+	struct resume r;
 	fanq_sub *sub;
 	int status;
 
@@ -430,6 +546,8 @@ static void _events_start(struct conn *c)
 		return;
 	}
 	status = _events_channels(c, list);
+	if (!status && _events_resume(c, &r))
+		status = 400;
 	if (status) {
 		_respond_error(c, status, "");
 		return;
@@ -438,18 +556,17 @@ static void _events_start(struct conn *c)
 		_respond_error(c, 503, "");
 		return;
 	}
-	if (_events_sub_setup(c, sub, policy)) {
+	if (_events_sub_setup(c, sub, policy, &r)) {
 		fanq_sub_close(sub);
 		_respond_error(c, 503, "");
 		return;
 	}
-	c->out = strdup(_sse_head);
+	c->out = _events_head(c, &r, &c->out_len);
 	if (!c->out) {
 		fanq_sub_close(sub);
 		_conn_close(c);
 		return;
 	}
-	c->out_len = sizeof(_sse_head) - 1;
 	free(c->head);
 	c->head = NULL;
 	pthread_mutex_lock(&c->w->mu);

@@ -32,6 +32,9 @@ struct options {
 	enum fanq_policy_kind policy;
 	int64_t keepalive_ms;   /* idle /events get ": keepalive" this often */
 	size_t body_max;        /* POST bodies above this get 413 */
+	uint64_t history_msgs;  /* per-channel history (0: none), */
+	uint64_t history_bytes; /*   its byte and age limits (0: none) */
+	uint64_t history_age_ms;
 };
 
 /* Channel handles opened so far, released at exit.  Guarded by mu. */
@@ -85,6 +88,7 @@ struct server {
 
 /* fanq-sse.c: any worker thread. */
 bool sse_channel_name_ok(const char *name);
+int sse_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int sse_channel_get(struct server *srv, const char *name, fanq_channel **out);
 int sse_policy_parse(const char *s, enum fanq_policy_kind *out);
 void sse_metrics_write(struct server *srv, FILE *f);

@@ -61,6 +61,8 @@ enum fanq_error {
 #define FANQ_PRIO_LEVELS 4                /* priorities 0 (lowest) .. 3 */
 #define FANQ_DEFAULT_QUEUE_MSGS 10000u
 #define FANQ_DEFAULT_QUEUE_BYTES (16u << 20)
+#define FANQ_HISTORY_MSGS_MAX (1u << 24)  /* largest per-channel history */
+#define FANQ_HISTORY_AGE_MAX_MS (30ull * 24 * 3600 * 1000) /* 30 days */
 
 /* Drop policies (see README "Drop policies"). */
 enum fanq_policy_kind {
@@ -87,6 +89,17 @@ typedef struct fanq_publish_result {
 	int deferred;      /* 1: handed to the thread already fanning out this
 			      channel; counts then land in the stats only */
 } fanq_publish_result;
+
+/* Result of fanq_subscribe_after(). */
+typedef struct fanq_resume_result {
+	uint64_t replayed;  /* messages of the history offered to the sub */
+	uint64_t gap_first; /* messages the history no longer held: first */
+	uint64_t gap_last;  /*   .. last (both 0 when nothing was missing) */
+	int deferred;       /* 1: handed to the thread already fanning out
+			       the channel; the other fields are 0 and the
+			       queue shows the outcome (a GAP entry first
+			       when the history fell short) */
+} fanq_resume_result;
 
 /*
  * A user's own drop policy.  fanq keeps one lane (FIFO) per level; the
@@ -142,6 +155,29 @@ FANQ_API const char *fanq_channel_name(const fanq_channel *ch);
 FANQ_API uint64_t fanq_channel_last_seq(const fanq_channel *ch);
 
 /*
+ * Keep the channel's last messages for fanq_subscribe_after() and
+ * fanq_channel_history_read(): at most max_msgs (1..FANQ_HISTORY_MSGS_MAX)
+ * and, unless 0, at most max_bytes of payload and none older than
+ * max_age_ms (up to FANQ_HISTORY_AGE_MAX_MS).  All three 0 turns the
+ * history off and releases it; max_msgs 0 with another limit is
+ * FANQ_EINVAL (bytes or age alone would not bound the entry count).
+ * The history holds references to the published messages (no copy);
+ * a message larger than max_bytes empties it (it restarts after that
+ * message, so what it holds is always a contiguous run of seqs).
+ *
+ * Any thread, any time.  Applied in the channel's order like a publish:
+ * a history turned on holds the messages published after this call
+ * returns (in happens-before order); new limits evict at once.  Age is
+ * judged with a coarse monotonic clock (a few ms); expired messages are
+ * released at the channel's next publish, resume or setting, and never
+ * returned meanwhile.  Allocates a small struct; the history's slot
+ * array (24 bytes a message, a power of two) grows with use.  A channel
+ * without history pays one branch per publish.
+ */
+FANQ_API int fanq_channel_set_history(fanq_channel *ch, uint64_t max_msgs,
+				      uint64_t max_bytes, uint64_t max_age_ms);
+
+/*
  * Create a subscriber with default limits (FANQ_DEFAULT_QUEUE_MSGS,
  * FANQ_DEFAULT_QUEUE_BYTES) and FANQ_DROP_NEW.  Any thread.  Allocates
  * about 1 KiB with its first subscription; queue memory grows with the
@@ -193,6 +229,39 @@ FANQ_API const char *fanq_sub_meta(const fanq_sub *sub, const char *key);
 FANQ_API int fanq_subscribe(fanq_sub *sub, fanq_channel *ch);
 FANQ_API int fanq_unsubscribe(fanq_sub *sub, fanq_channel *ch);
 
+/*
+ * Resume: subscribe to ch with the messages published after
+ * last_seen_seq that the channel's history still holds queued first,
+ * then live ones: each message once, in sequence order (per lane), with
+ * no gap or duplicate at the switch, however many threads publish
+ * meanwhile.  The replay goes through the subscriber's limits and
+ * policy like any publish (a small queue may drop part of it, reported
+ * by GAP entries as usual).  last_seen_seq 0 asks for everything held;
+ * one at or past the channel's last seq subscribes live.
+ *
+ * When the history no longer reaches back to last_seen_seq + 1 (or the
+ * channel keeps none), the subscriber's queue gets one GAP entry for
+ * last_seen_seq + 1 .. (oldest held - 1) first, so the host can send a
+ * snapshot instead.  It is queued even if no message follows.
+ *
+ * Returns 0, or FANQ_ERANGE for that shortfall: the subscription is made
+ * all the same and res names the range.  Like fanq_publish(), the resume
+ * is applied in the channel's order by whichever thread fans the channel
+ * out; if another thread does so right now, it is handed over,
+ * res->deferred is set, 0 is returned and only the queue tells the
+ * shortfall (by that GAP entry).  Other errors (FANQ_EINVAL,
+ * FANQ_ECLOSED, FANQ_EEXIST, FANQ_ENOMEM) change nothing.  res may be
+ * NULL.
+ *
+ * The owner thread, like fanq_subscribe().  Allocates two small structs.
+ * The thread that applies it offers each replayed message (O(replayed),
+ * lock-free); other subscribers are never held back by a replay beyond
+ * that: nothing waits for the resuming consumer.
+ */
+FANQ_API int fanq_subscribe_after(fanq_sub *sub, fanq_channel *ch,
+				  uint64_t last_seen_seq,
+				  fanq_resume_result *res);
+
 /* ------------------------------------------------------------- publish */
 
 /*
@@ -235,6 +304,20 @@ FANQ_API int fanq_sub_pop(fanq_sub *sub, fanq_entry *out);
 FANQ_API int fanq_sub_pop_batch(fanq_sub *sub, fanq_entry *out, size_t n);
 /* Look at the next message without taking it; no reference is given. */
 FANQ_API int fanq_sub_peek(fanq_sub *sub, fanq_entry *out);
+
+/*
+ * Read a channel's history without subscribing (a snapshot, a polling
+ * endpoint): up to n references, oldest first, to the contiguous run of
+ * messages it holds with seq > after_seq.  Returns how many (0: none, or
+ * no history); the caller releases each.  The first one's seq shows
+ * whether the history reached back: it is after_seq + 1 when nothing is
+ * missing (compare fanq_channel_last_seq() when none is returned).
+ * Any thread, concurrently with publishers and evictions; lock-free,
+ * no allocation.  n at most INT32_MAX.
+ */
+FANQ_API int fanq_channel_history_read(const fanq_channel *ch,
+				       uint64_t after_seq, fanq_msg **out,
+				       size_t n);
 
 /* Messages: read-only accessors, any thread holding a reference. */
 FANQ_API const void *fanq_msg_data(const fanq_msg *m);

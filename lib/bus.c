@@ -51,7 +51,9 @@ int fanq_bus_close(fanq_bus *bus)
 		ch = caa_container_of(node, struct fanq_channel, hnode);
 		cds_lfht_next(bus->channels, &it);
 		cds_lfht_del(bus->channels, &ch->hnode);
-		free(ch); /* no handle, no member: nobody can reach it */
+		/* no handle, no member: nobody can reach it or its history */
+		history_free(atomic_load(&ch->hist));
+		free(ch);
 	}
 	fanq_read_unlock();
 	cds_lfht_destroy(bus->channels, NULL);

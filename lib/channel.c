@@ -1,15 +1,18 @@
 /*
  * channel.c - named channels, their order, and the fan-out.
  *
- * Every change to a channel (publish, subscribe, unsubscribe) is an
- * operation appended to the channel's wfcqueue: a wait-free enqueue by
- * any thread.  The thread that then wins the channel's `fanning` flag
- * applies queued operations in order until the queue is empty; the
- * others return at once (their operation is applied by that thread,
- * right after the ones ahead of it).  So:
+ * Every change to a channel (publish, subscribe, unsubscribe, resume,
+ * history limits) is an operation appended to the channel's wfcqueue: a
+ * wait-free enqueue by any thread.  The thread that then wins the
+ * channel's `fanning` flag applies queued operations in order until the
+ * queue is empty; the others return at once (their operation is applied
+ * by that thread, right after the ones ahead of it).  So:
  *  - a channel's sequence numbers are given in one order, and every
  *    subscriber's lane receives a channel's messages in that order;
- *  - the member list has one writer at a time (RCU list, no lock);
+ *  - the member list and the history have one writer at a time (RCU,
+ *    no lock);
+ *  - a resume replays the history and joins the member list in one step
+ *    of that order, so nothing is missed or repeated across the switch;
  *  - no publisher ever waits for another publisher or a consumer.
  *
  * Handoff without loss: a thread that loses the flag CAS enqueued its
@@ -114,12 +117,15 @@ uint64_t fanq_channel_last_seq(const fanq_channel *ch)
 static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 			  fanq_publish_result *res)
 {
+	struct history *h = atomic_load_explicit(&ch->hist, memory_order_relaxed);
 	struct member *mb;
 	uint32_t accepted = 0, dropped = 0;
 
 	m->seq = atomic_load_explicit(&ch->seq, memory_order_relaxed) + 1;
 	/* readers of fanq_channel_last_seq() see a seq only once given */
 	atomic_store_explicit(&ch->seq, m->seq, memory_order_release);
+	if (h) /* the only cost of history for a channel without one */
+		history_append(h, m);
 	cds_list_for_each_entry_rcu(mb, &ch->members, node) {
 		FANQ_TSAN_ACQUIRE(mb);
 		int r = sub_offer(mb->link->sub_owner, mb->link, m);
@@ -148,16 +154,60 @@ static void member_free_rcu(struct rcu_head *head)
 	sub_put(s); /* the reference the membership held */
 }
 
+/* Fan-out thread: mb's subscriber gets every message published from now. */
+static void member_add(struct fanq_channel *ch, struct member *mb)
+{
+	FANQ_TSAN_RELEASE(mb);
+	cds_list_add_tail_rcu(&mb->node, &ch->members);
+}
+
+/*
+ * Fan-out thread: apply fanq_subscribe_after().  Nothing else touches the
+ * channel meanwhile, so the history's messages after the subscriber's
+ * last seen seq (up to the channel's last) and the live ones that follow
+ * reach it exactly once and in order.  What the history no longer holds
+ * is reported by a gap marker ahead of the replay.  res: as for
+ * apply_publish().  Frees ro.
+ */
+static void apply_resume(struct fanq_channel *ch, struct resume_op *ro,
+			 fanq_resume_result *res)
+{
+	struct link *lk = ro->mb->link;
+	uint64_t last = atomic_load_explicit(&ch->seq, memory_order_relaxed);
+	/* a position ahead of the channel (say, from before a restart) can
+	 * only mean "live": there is nothing after it to replay */
+	uint64_t after = ro->after_seq < last ? ro->after_seq : last;
+	uint64_t oldest = history_oldest(ch);
+	fanq_resume_result r = { .deferred = 0 };
+
+	lk->start_seq = after + 1; /* before any push the consumer can see */
+	if (oldest > after + 1) {
+		r.gap_first = after + 1;
+		r.gap_last = oldest - 1;
+		ro->marker->gap_first = r.gap_first;
+		ro->marker->seq = oldest;
+		sub_offer_gap(lk->sub_owner, lk, ro->marker);
+		ro->marker = NULL;
+	}
+	r.replayed = history_replay(ch, lk, after);
+	member_add(ch, ro->mb);
+	if (res)
+		*res = r;
+	if (ro->marker)
+		fanq_msg_release(ro->marker);
+	free(ro);
+}
+
 /* Fan-out thread: apply one queued operation. */
 static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
-		     fanq_publish_result *res)
+		     void *own_res)
 {
+	void *res = op == own ? own_res : NULL;
 	struct member *mb;
 
 	switch (op->kind) {
 	case OP_PUBLISH:
-		apply_publish(ch, caa_container_of(op, fanq_msg, op),
-			      op == own ? res : NULL);
+		apply_publish(ch, caa_container_of(op, fanq_msg, op), res);
 		break;
 	case OP_SUBSCRIBE:
 		mb = caa_container_of(op, struct member, add);
@@ -165,8 +215,10 @@ static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
 		 * when the hole is older than a resubscription */
 		if (!mb->link->start_seq)
 			mb->link->start_seq = atomic_load(&ch->seq) + 1;
-		FANQ_TSAN_RELEASE(mb);
-		cds_list_add_tail_rcu(&mb->node, &ch->members);
+		member_add(ch, mb);
+		break;
+	case OP_RESUME:
+		apply_resume(ch, caa_container_of(op, struct resume_op, op), res);
 		break;
 	case OP_UNSUBSCRIBE:
 		mb = caa_container_of(op, struct member, del);
@@ -174,34 +226,33 @@ static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
 		FANQ_TSAN_RELEASE(mb);
 		urcu_bp_call_rcu(&mb->rcu, member_free_rcu);
 		break;
+	case OP_HISTORY:
+		history_apply_op(ch, caa_container_of(op, struct history_op, op));
+		break;
 	}
 }
 
 /* Fan-out thread: apply operations until the queue is empty. */
-static void drain_ops(struct fanq_channel *ch, struct op *own,
-		      fanq_publish_result *res)
+static void drain_ops(struct fanq_channel *ch, struct op *own, void *own_res)
 {
 	struct cds_wfcq_node *node;
 
 	urcu_bp_read_lock();
 	while ((node = __cds_wfcq_dequeue_blocking(&ch->q_head, &ch->q_tail))) {
 		FANQ_TSAN_ACQUIRE(caa_container_of(node, struct op, node));
-		apply_op(ch, caa_container_of(node, struct op, node), own, res);
+		apply_op(ch, caa_container_of(node, struct op, node), own, own_res);
 	}
 	fanq_read_unlock();
 }
 
 /*
  * Any thread.  Appends op and, unless another thread is fanning out this
- * channel, applies every queued operation.  Returns true when this thread
- * applied op itself.  The only wait is inside the blocking dequeue, for an
- * enqueuer between its two stores (see wfcqueue.h).
+ * channel, applies every queued operation.  The only wait is inside the
+ * blocking dequeue, for an enqueuer between its two stores (see
+ * wfcqueue.h).
  */
-static bool channel_run(struct fanq_channel *ch, struct op *op,
-			fanq_publish_result *res)
+void channel_queue_op(struct fanq_channel *ch, struct op *op, void *own_res)
 {
-	bool applied = false;
-
 	cds_wfcq_node_init(&op->node);
 	FANQ_TSAN_RELEASE(op); /* liburcu's asm atomics are invisible to TSan */
 	cds_wfcq_enqueue(&ch->q_head, &ch->q_tail, &op->node); /* full barrier */
@@ -209,20 +260,13 @@ static bool channel_run(struct fanq_channel *ch, struct op *op,
 		int idle = 0;
 
 		if (!atomic_compare_exchange_strong(&ch->fanning, &idle, 1))
-			return applied; /* the holder re-checks after clearing */
-		drain_ops(ch, op, res);
-		applied = true;
+			return; /* the holder re-checks after clearing */
+		drain_ops(ch, op, own_res);
 		atomic_store(&ch->fanning, 0);
 		/* orders the clear before the emptiness re-check (which issues
 		 * no barrier); pairs with the enqueuer's xchg + CAS */
 		atomic_thread_fence(memory_order_seq_cst);
 	}
-	return applied;
-}
-
-void channel_queue_op(struct fanq_channel *ch, struct op *op)
-{
-	channel_run(ch, op, NULL);
 }
 
 /* Any thread; see fanq.h. */
@@ -241,7 +285,7 @@ int fanq_publish(fanq_channel *ch, const void *data, size_t len,
 		return FANQ_ENOMEM;
 	memset(&local, 0, sizeof(local));
 	local.deferred = 1; /* until this thread applies m itself */
-	channel_run(ch, &m->op, &local);
+	channel_queue_op(ch, &m->op, &local);
 	if (res)
 		*res = local;
 	return 0;

@@ -6,12 +6,18 @@
  * (channel, lane); the consumer remembers the last one it took, so a jump
  * means the messages in between were dropped (rejected or evicted), and a
  * GAP entry is returned first, at the place of the hole.  No drop, no cost.
+ * A gap marker (a resume the history fell short of, see internal.h) is no
+ * offer itself: its offer number counts only the messages it stands for,
+ * and it becomes a GAP entry alone.
  */
 #include <string.h>
 
 #include "internal.h"
 
-/* Consumer: queue the entries for a taken message (a GAP first if needed). */
+/*
+ * Consumer: queue the entries for a taken message (a GAP first if
+ * needed), or the GAP a gap marker stands for.
+ */
 static void take_entries(struct fanq_sub *s, unsigned lane, fanq_msg *m,
 			 uint64_t ord)
 {
@@ -20,10 +26,12 @@ static void take_entries(struct fanq_sub *s, unsigned lane, fanq_msg *m,
 	uint64_t missing, first;
 
 	/* lk exists: links live as long as the subscriber */
-	missing = ord - lk->c_ord[lane] - 1;
+	missing = ord - lk->c_ord[lane] - !m->gap_marker;
 	first = lk->c_ord[lane] ? lk->c_seq[lane] + 1 : lk->start_seq;
+	if (m->gap_marker && missing == m->seq - m->gap_first)
+		first = m->gap_first; /* nothing dropped before it */
 	lk->c_ord[lane] = ord;
-	lk->c_seq[lane] = m->seq;
+	lk->c_seq[lane] = m->seq - m->gap_marker;
 	if (missing) {
 		fanq_entry *g = &s->pending[s->npending++];
 
@@ -34,7 +42,10 @@ static void take_entries(struct fanq_sub *s, unsigned lane, fanq_msg *m,
 		g->gap_last = m->seq - 1;
 		g->gap_count = missing;
 	}
-	s->pending[s->npending++] = e;
+	if (m->gap_marker)
+		fanq_msg_release(m);
+	else
+		s->pending[s->npending++] = e;
 }
 
 /* Consumer: make sure pending holds the next entry.  0 or FANQ_EAGAIN. */
@@ -49,8 +60,9 @@ static int sub_fill(struct fanq_sub *s)
 	urcu_bp_read_lock();
 	while (lane-- > 0 && !(m = lane_take(&s->lanes[lane], &ord, false)))
 		;
-	if (m) { /* release the room at once: a full drop-oldest publisher
-		    may be waiting to evict */
+	/* release the room at once (a full drop-oldest publisher may be
+	 * waiting to evict); a gap marker took none */
+	if (m && !m->gap_marker) {
 		atomic_fetch_add_explicit(&s->held, 1, memory_order_relaxed);
 		sub_unreserve(s, m->len);
 	}

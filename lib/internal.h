@@ -14,9 +14,10 @@
  *                because the subscriber is full (drop-oldest, priority).
  *                Evictors and the consumer both take from the lane head.
  *
- * Memory reclamation: lane segments and channel memberships are freed
- * with call_rcu(); every access to them happens inside rcu_read_lock()
- * (bp flavour, so host threads need no registration).
+ * Memory reclamation: lane segments, channel memberships and a
+ * channel's history (its slot arrays and the references it drops) are
+ * freed with call_rcu(); every access to them happens inside
+ * rcu_read_lock() (bp flavour, so host threads need no registration).
  *
  * liburcu is used out of line (no _LGPL_SOURCE): fanq's objects contain
  * no inlined LGPL code.
@@ -121,7 +122,9 @@ static inline void fanq_read_unlock(void)
 }
 
 /* Operations queued on a channel, applied by its fan-out thread. */
-enum op_kind { OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE };
+enum op_kind {
+	OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_RESUME, OP_HISTORY,
+};
 
 struct op {
 	struct cds_wfcq_node node;
@@ -131,18 +134,37 @@ struct op {
 /* ------------------------------------------------------------ messages */
 
 struct fanq_msg {
-	struct op op;          /* OP_PUBLISH while queued on its channel */
+	union {
+		struct op op;        /* OP_PUBLISH while queued on its channel */
+		struct rcu_head rcu; /* later, if its channel keeps a history
+					and has no memory for a batch: the
+					history's reference is released
+					through it after a grace period */
+		uint64_t gap_first;  /* a gap marker: first missing seq */
+	};
 	atomic_uint refs;
 	uint32_t len;
 	unsigned prio;
+	bool gap_marker;       /* not a message: a resume gap (see below) */
 	uint64_t seq;          /* written by the fan-out thread before any
-				  subscriber can see the message */
+				  subscriber can see the message; a gap
+				  marker's: the first seq after the gap */
 	struct fanq_channel *ch;
 	char data[];
 };
 
 fanq_msg *msg_new(struct fanq_channel *ch, const void *data, size_t len,
 		  unsigned prio);
+
+/*
+ * A gap marker stands in a lane for the messages a resuming subscriber
+ * will never get because the channel's history no longer held them
+ * (fanq_subscribe_after()): gap_first .. seq - 1.  It takes no room in
+ * the subscriber's limits and counts in no statistic.  Its slot's offer
+ * number is advanced by the missing count, so whether the consumer takes
+ * it or an evictor drops it, consume.c reports the hole as a GAP entry.
+ */
+fanq_msg *msg_gap_marker_new(struct fanq_channel *ch);
 
 /* ---------------------------------------------------------------- lane */
 
@@ -196,6 +218,9 @@ struct fanq_channel {
 	atomic_int fanning FANQ_ALIGNED; /* 1 while a thread holds fan-out */
 	_Atomic uint64_t seq;   /* last sequence; written by fan-out only */
 	struct cds_list_head members; /* RCU list; written by fan-out only */
+	/* NULL: no history.  Written by fan-out only (release); read by any
+	 * thread inside rcu_read_lock (acquire).  See history.c. */
+	_Atomic(struct history *) hist;
 	char name[];
 };
 
@@ -205,6 +230,18 @@ struct member {
 	struct cds_list_head node;
 	struct link *link;
 	struct rcu_head rcu;
+};
+
+/*
+ * fanq_subscribe_after(): the membership plus what its fan-out thread
+ * needs to replay.  The marker is allocated by the caller so that the
+ * fan-out thread never allocates for it; the fan-out thread frees this.
+ */
+struct resume_op {
+	struct op op;          /* OP_RESUME */
+	struct member *mb;
+	uint64_t after_seq;    /* the subscriber's last seen seq */
+	fanq_msg *marker;      /* pushed when the history falls short */
 };
 
 /*
@@ -224,7 +261,13 @@ struct link {
 	uint64_t c_seq[FANQ_PRIO_LEVELS];
 };
 
-void channel_queue_op(struct fanq_channel *ch, struct op *op);
+/*
+ * Any thread: queue op on ch and apply the channel's queued operations
+ * unless another thread is fanning it out.  own_res is op's result
+ * (fanq_publish_result for OP_PUBLISH, fanq_resume_result for OP_RESUME,
+ * else NULL), written only when this thread applies op itself.
+ */
+void channel_queue_op(struct fanq_channel *ch, struct op *op, void *own_res);
 
 /* --------------------------------------------------------- subscribers */
 
@@ -279,7 +322,8 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m);
 void sub_unreserve(struct fanq_sub *s, uint64_t len);
 void sub_count_drop(struct fanq_sub *s, enum fanq_drop_reason why);
 void sub_notify_group(struct fanq_sub *s);
-struct link *sub_link_find(struct fanq_sub *s, const struct fanq_channel *ch);
+struct link *sub_link_find(const struct fanq_sub *s,
+			   const struct fanq_channel *ch);
 int sub_take(struct fanq_sub *s, fanq_entry *out);
 void sub_release_held(struct fanq_sub *s, enum fanq_drop_reason why);
 void drain_free(struct fanq_sub *s);
@@ -292,6 +336,27 @@ int policy_on_full(const struct policy *p, const struct fanq_sub *s,
 enum fanq_drop_reason policy_evict_reason(const struct policy *p);
 enum fanq_drop_reason policy_reject_reason(const struct policy *p);
 unsigned policy_levels(const struct policy *p);
+
+void sub_offer_gap(struct fanq_sub *s, struct link *lk, fanq_msg *marker);
+
+/* ------------------------------------------------------------- history */
+
+/* fanq_channel_set_history(): new limits, applied by the fan-out thread. */
+struct history_op {
+	struct op op;              /* OP_HISTORY */
+	uint64_t max_msgs;         /* 0: turn the history off */
+	uint64_t max_bytes, max_age_ms; /* 0: no such limit */
+	struct history *fresh;     /* allocated by the caller when turning on */
+};
+
+/* Fan-out thread (each inside rcu_read_lock); see history.c. */
+void history_apply_op(struct fanq_channel *ch, struct history_op *hop);
+void history_append(struct history *h, fanq_msg *m);
+uint64_t history_oldest(struct fanq_channel *ch);
+uint64_t history_replay(struct fanq_channel *ch, struct link *lk,
+			uint64_t after_seq);
+/* fanq_bus_close(), once nothing can reach the channel. */
+void history_free(struct history *h);
 
 /* -------------------------------------------------------------- groups */
 

@@ -19,10 +19,21 @@ fanq_msg *msg_new(struct fanq_channel *ch, const void *data, size_t len,
 	atomic_init(&m->refs, 1);
 	m->len = (uint32_t)len;
 	m->prio = prio;
+	m->gap_marker = false;
 	m->seq = 0;
 	m->ch = ch;
 	if (len)
 		memcpy(m->data, data, len);
+	return m;
+}
+
+/* Owner thread (fanq_subscribe_after()).  One reference, the caller's. */
+fanq_msg *msg_gap_marker_new(struct fanq_channel *ch)
+{
+	fanq_msg *m = msg_new(ch, NULL, 0, 0);
+
+	if (m)
+		m->gap_marker = true;
 	return m;
 }
 

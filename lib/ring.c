@@ -292,8 +292,8 @@ uint64_t lane_destroy(struct lane *l)
 
 			if (m == LANE_EVICTED)
 				continue;
+			released += !m->gap_marker;
 			fanq_msg_release(m);
-			released++;
 		}
 		free(s);
 		s = n;

@@ -206,7 +206,8 @@ int fanq_sub_set_custom_policy(fanq_sub *s, const fanq_policy *ops)
 }
 
 /* Owner thread: the link for ch, or NULL. */
-struct link *sub_link_find(struct fanq_sub *s, const struct fanq_channel *ch)
+struct link *sub_link_find(const struct fanq_sub *s,
+			   const struct fanq_channel *ch)
 {
 	for (struct link *lk = s->links; lk; lk = lk->next)
 		if (lk->ch == ch)
@@ -214,27 +215,36 @@ struct link *sub_link_find(struct fanq_sub *s, const struct fanq_channel *ch)
 	return NULL;
 }
 
-/* Owner thread.  See fanq.h. */
-int fanq_subscribe(fanq_sub *s, fanq_channel *ch)
+/* Owner thread: 0 if s may join ch, else the FANQ_E* code. */
+static int sub_join_check(const struct fanq_sub *s, const fanq_channel *ch)
 {
 	struct link *lk;
-	struct member *mb;
 
 	if (!s || !ch || ch->bus != s->bus)
 		return FANQ_EINVAL;
 	if (s->closed)
 		return FANQ_ECLOSED;
 	lk = sub_link_find(s, ch);
-	if (lk && lk->member)
-		return FANQ_EEXIST;
-	mb = fanq_calloc(1, sizeof(*mb));
+	return lk && lk->member ? FANQ_EEXIST : 0;
+}
+
+/*
+ * Owner thread, after sub_join_check(): a membership of s in ch (and the
+ * link, on first use), not yet queued on the channel.  NULL: no memory,
+ * nothing changed.
+ */
+static struct member *sub_member_new(struct fanq_sub *s, fanq_channel *ch)
+{
+	struct link *lk = sub_link_find(s, ch);
+	struct member *mb = fanq_calloc(1, sizeof(*mb));
+
 	if (!mb)
-		return FANQ_ENOMEM;
+		return NULL;
 	if (!lk) {
 		lk = fanq_zalloc_aligned(sizeof(*lk));
 		if (!lk) {
 			free(mb);
-			return FANQ_ENOMEM;
+			return NULL;
 		}
 		lk->ch = ch;
 		lk->sub_owner = s;
@@ -246,8 +256,53 @@ int fanq_subscribe(fanq_sub *s, fanq_channel *ch)
 	mb->link = lk;
 	lk->member = mb;
 	sub_get(s); /* released by member_free_rcu() */
-	channel_queue_op(ch, &mb->add);
+	return mb;
+}
+
+/* Owner thread.  See fanq.h. */
+int fanq_subscribe(fanq_sub *s, fanq_channel *ch)
+{
+	struct member *mb;
+	int rc = sub_join_check(s, ch);
+
+	if (rc)
+		return rc;
+	mb = sub_member_new(s, ch);
+	if (!mb)
+		return FANQ_ENOMEM;
+	channel_queue_op(ch, &mb->add, NULL);
 	return 0;
+}
+
+/*
+ * Owner thread.  See fanq.h.  Everything the fan-out thread needs is
+ * allocated here, so applying the resume never fails.
+ */
+int fanq_subscribe_after(fanq_sub *s, fanq_channel *ch, uint64_t last_seen_seq,
+			 fanq_resume_result *res)
+{
+	fanq_resume_result local = { .deferred = 1 }; /* until applied here */
+	struct resume_op *ro;
+	int rc = sub_join_check(s, ch);
+
+	if (rc)
+		return rc;
+	ro = fanq_calloc(1, sizeof(*ro));
+	if (!ro)
+		return FANQ_ENOMEM;
+	ro->marker = msg_gap_marker_new(ch);
+	ro->mb = ro->marker ? sub_member_new(s, ch) : NULL;
+	if (!ro->mb) {
+		fanq_msg_release(ro->marker);
+		free(ro);
+		return FANQ_ENOMEM;
+	}
+	ro->op.kind = OP_RESUME;
+	ro->after_seq = last_seen_seq;
+	channel_queue_op(ch, &ro->op, &local); /* frees ro */
+	if (res)
+		*res = local;
+	return local.gap_last ? FANQ_ERANGE : 0;
 }
 
 /* Owner thread.  Messages already queued stay deliverable. */
@@ -263,7 +318,7 @@ int fanq_unsubscribe(fanq_sub *s, fanq_channel *ch)
 		return FANQ_ENOENT;
 	mb = lk->member;
 	lk->member = NULL;
-	channel_queue_op(ch, &mb->del);
+	channel_queue_op(ch, &mb->del, NULL);
 	return 0;
 }
 
@@ -304,12 +359,17 @@ void sub_count_drop(struct fanq_sub *s, enum fanq_drop_reason why)
 	atomic_fetch_add_explicit(&s->dropped[why], 1, memory_order_relaxed);
 }
 
-/* Evictor, inside rcu_read_lock: drop the oldest entry of a lane. */
+/* Evictor, inside rcu_read_lock: drop the oldest message of a lane. */
 static bool sub_evict(struct fanq_sub *s, unsigned lane, const struct policy *p)
 {
 	uint64_t ord;
-	fanq_msg *m = lane_take(&s->lanes[lane], &ord, true);
+	fanq_msg *m;
 
+	/* a gap marker holds no room: drop it and go on to a message (the
+	 * next offer number still tells the consumer of its gap) */
+	while ((m = lane_take(&s->lanes[lane], &ord, true)) &&
+	       m != LANE_EVICTED && m->gap_marker)
+		fanq_msg_release(m);
 	if (!m)
 		return false;
 	if (m == LANE_EVICTED)
@@ -382,6 +442,27 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 	if (s->group)
 		sub_notify_group(s);
 	return r | OFFER_ACCEPTED;
+}
+
+/*
+ * Fan-out thread of lk's channel, inside rcu_read_lock: s will never be
+ * offered marker->gap_first .. marker->seq - 1 (a resume the history fell
+ * short of).  Takes over the marker and queues it on the highest lane,
+ * which the consumer serves first; taking no room, it is never rejected.
+ * If the push fails, the offer number it advanced still reports the gap,
+ * before that lane's next message.
+ */
+void sub_offer_gap(struct fanq_sub *s, struct link *lk, fanq_msg *marker)
+{
+	unsigned lane = s->levels - 1;
+
+	lk->prod_ord[lane] += marker->seq - marker->gap_first;
+	if (lane_push(&s->lanes[lane], marker, lk->prod_ord[lane])) {
+		fanq_msg_release(marker);
+		return;
+	}
+	if (s->group)
+		sub_notify_group(s);
 }
 
 /* Owner thread.  Copies key and value; replaces an existing key. */

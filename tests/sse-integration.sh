@@ -14,27 +14,8 @@ MESSAGES=150
 PAYLOAD=65536        # bytes per message: silent clients fill socket buffers
 QUEUE_MAX=4
 
-pass=0 fail=0
-pids=()
-TMP=$(mktemp -d)
-
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	kill -TERM "$WATCHDOG" 2>/dev/null
-	[ -n "${SERVER:-}" ] && kill -9 "$SERVER" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'echo "sse-integration: timed out"; exit 124' TERM
-# Watchdog: TERM us after 30 s; its own TERM (from cleanup) ends its sleep.
-( trap 'kill $s; exit' TERM; sleep 30 & s=$!; wait $s; kill -TERM $$ ) \
-	>/dev/null 2>&1 & WATCHDOG=$!; disown $!
-
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
+. "$(dirname "$0")/sse-lib.sh"
+sse_init 30
 
 if [ ! -x "$BIN" ]; then
 	echo "sse-integration: $BIN not built"
@@ -92,20 +73,11 @@ for line in open(sys.argv[1]):
 sys.exit(bad)
 PY
 
-: > "$TMP/server.out"
-"$BIN" --port 0 --threads 2 --queue-max $QUEUE_MAX --policy drop-oldest --keepalive 1 \
-	> "$TMP/server.out" 2> "$TMP/server.err" &
-SERVER=$!
-for _ in $(seq 50); do
-	PORT=$(sed -n 's/.*listening on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$TMP/server.out")
-	[ -n "$PORT" ] && break
-	sleep 0.1
-done
-if [ -z "${PORT:-}" ]; then
-	bad "server starts"; cat "$TMP/server.err"; finish
+if ! sse_start "$TMP/server.out" --threads 2 --queue-max $QUEUE_MAX \
+	--policy drop-oldest --keepalive 1; then
+	bad "server starts"; finish
 fi
 ok "server listens on 127.0.0.1:$PORT"
-URL=http://127.0.0.1:$PORT
 
 metric() { # metric NAME[{labels}] from the last parsed scrape
 	awk -v k="$1" '$1 == k { print $2 }' "$TMP/metrics.parsed"
@@ -216,9 +188,7 @@ for _ in $(seq 50); do grep -q '^data: l2$' "$TMP/fast.out" && break; sleep 0.1;
 check "... delivered as one event" grep -qzP 'id: t:\d+\ndata: l1\ndata: l2\n\n' "$TMP/fast.out"
 
 kill -TERM "$SERVER"
-for _ in $(seq 50); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
 wait "$SERVER"; rc=$?
-SERVER=
 check "SIGTERM: clean exit (rc $rc)" [ "$rc" -eq 0 ]
-[ "$fail" -eq 0 ] || { echo "--- server stderr"; cat "$TMP/server.err"; }
+[ "$fail" -eq 0 ] || { echo "--- server stderr"; cat "$TMP/server.out.err"; }
 finish

@@ -219,6 +219,72 @@ START_TEST(test_subscribe_twice_and_unsubscribe_unknown)
 }
 END_TEST
 
+START_TEST(test_history_bad_arguments)
+{
+	struct tu_one w = tu_one_new(FANQ_DROP_NEW, 10, TU_BIG_BYTES);
+	fanq_msg *out[2] = {NULL, NULL};
+
+	ck_assert_int_eq(fanq_channel_set_history(NULL, 10, 0, 0), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_channel_set_history(w.ch, FANQ_HISTORY_MSGS_MAX + 1ull,
+						  0, 0), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_channel_set_history(w.ch, UINT64_MAX, 0, 0), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_channel_set_history(w.ch, 10, 0,
+						  FANQ_HISTORY_AGE_MAX_MS + 1),
+			 FANQ_EINVAL);
+	/* bytes or age without a count would not bound the history */
+	ck_assert_int_eq(fanq_channel_set_history(w.ch, 0, 100, 0), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_channel_set_history(w.ch, 0, 0, 100), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_channel_history_read(NULL, 0, out, 2), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_channel_history_read(w.ch, 0, NULL, 2), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_channel_history_read(w.ch, 0, out, 0), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_channel_history_read(w.ch, 0, out, (size_t)INT32_MAX + 1),
+			 FANQ_EINVAL);
+	/* none of that turned a history on */
+	tu_publish(w.ch, "x", 0);
+	ck_assert_int_eq(fanq_channel_history_read(w.ch, 0, out, 2), 0);
+	ck_assert_ptr_null(out[0]);
+	/* the largest values are fine, and so is "off" when already off */
+	ck_assert_int_eq(fanq_channel_set_history(w.ch, FANQ_HISTORY_MSGS_MAX,
+						  UINT64_MAX, FANQ_HISTORY_AGE_MAX_MS), 0);
+	ck_assert_int_eq(fanq_channel_set_history(w.ch, 0, 0, 0), 0);
+	ck_assert_int_eq(fanq_channel_set_history(w.ch, 0, 0, 0), 0);
+	ck_assert_uint_eq(tu_drain(w.sub), 1);
+	tu_one_close(&w);
+}
+END_TEST
+
+/* A refused resume changes nothing, res included. */
+START_TEST(test_subscribe_after_bad_arguments)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_bus *other_bus = tu_bus_new();
+	fanq_channel *ch = tu_channel_open(bus, "a");
+	fanq_channel *foreign = tu_channel_open(other_bus, "a");
+	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 10, TU_BIG_BYTES);
+	fanq_resume_result res, untouched;
+
+	memset(&res, 0x5a, sizeof(res));
+	untouched = res;
+	ck_assert_int_eq(fanq_subscribe_after(NULL, ch, 0, &res), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_subscribe_after(sub, NULL, 0, &res), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_subscribe_after(sub, foreign, 0, &res), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_subscribe(sub, ch), 0);
+	ck_assert_int_eq(fanq_subscribe_after(sub, ch, 0, &res), FANQ_EEXIST);
+	ck_assert_mem_eq(&res, &untouched, sizeof(res));
+	/* still one subscription */
+	ck_assert_uint_eq(tu_publish(ch, "x", 0).accepted, 1);
+	ck_assert_uint_eq(tu_drain(sub), 1);
+	/* res may be NULL */
+	ck_assert_int_eq(fanq_unsubscribe(sub, ch), 0);
+	ck_assert_int_eq(fanq_subscribe_after(sub, ch, 0, NULL), FANQ_ERANGE);
+	tu_sub_close(sub);
+	fanq_channel_release(ch);
+	fanq_channel_release(foreign);
+	tu_bus_close(bus);
+	tu_bus_close(other_bus);
+}
+END_TEST
+
 /*
  * A length over FANQ_MSG_MAX is refused before the data is read: the
  * buffer here is 16 bytes (ASan and valgrind catch a read past it).
@@ -351,6 +417,8 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_policy_bad_kind_and_levels);
 	tcase_add_test(tc, test_subscribe_twice_and_unsubscribe_unknown);
 	tcase_add_test(tc, test_publish_bad_arguments);
+	tcase_add_test(tc, test_history_bad_arguments);
+	tcase_add_test(tc, test_subscribe_after_bad_arguments);
 	tcase_add_test(tc, test_drain_commit_more_than_handed_out);
 	tcase_add_test(tc, test_bus_close_busy);
 	return s;

@@ -222,34 +222,6 @@ START_TEST(test_pop_batch_returns_up_to_n)
 }
 END_TEST
 
-static void expect_gap(fanq_sub *sub, const fanq_channel *ch, uint64_t first,
-		       uint64_t last, uint64_t count)
-{
-	fanq_entry e = tu_pop(sub);
-
-	ck_assert_msg(e.kind == FANQ_ENTRY_GAP,
-		      "expected GAP %llu..%llu, got message seq %llu",
-		      (unsigned long long)first, (unsigned long long)last,
-		      (unsigned long long)e.seq);
-	ck_assert_ptr_eq(e.ch, ch);
-	ck_assert_uint_eq(e.gap_first, first);
-	ck_assert_uint_eq(e.gap_last, last);
-	ck_assert_uint_eq(e.gap_count, count);
-}
-
-static void expect_seq(fanq_sub *sub, const fanq_channel *ch, uint64_t seq)
-{
-	fanq_entry e = tu_pop(sub);
-
-	ck_assert_msg(e.kind == FANQ_ENTRY_MSG,
-		      "expected message seq %llu, got GAP %llu..%llu",
-		      (unsigned long long)seq, (unsigned long long)e.gap_first,
-		      (unsigned long long)e.gap_last);
-	ck_assert_ptr_eq(e.ch, ch);
-	ck_assert_uint_eq(e.seq, seq);
-	fanq_msg_release(e.msg);
-}
-
 /* 1..6 into room for 3: 1..3 evicted, one GAP, then 4 5 6. */
 START_TEST(test_gap_after_drop_oldest)
 {
@@ -258,10 +230,10 @@ START_TEST(test_gap_after_drop_oldest)
 
 	for (unsigned i = 0; i < 6; i++)
 		tu_publish(w.ch, "m", 0);
-	expect_gap(w.sub, w.ch, 1, 3, 3);
-	expect_seq(w.sub, w.ch, 4);
-	expect_seq(w.sub, w.ch, 5);
-	expect_seq(w.sub, w.ch, 6);
+	tu_expect_gap(w.sub, w.ch, 1, 3, 3);
+	tu_expect_seq(w.sub, w.ch, 4);
+	tu_expect_seq(w.sub, w.ch, 5);
+	tu_expect_seq(w.sub, w.ch, 6);
 	ck_assert_int_eq(fanq_sub_pop(w.sub, &e), FANQ_EAGAIN);
 	tu_one_close(&w);
 }
@@ -274,14 +246,14 @@ START_TEST(test_gap_after_drop_oldest_mid_stream)
 
 	for (unsigned i = 0; i < 3; i++)
 		tu_publish(w.ch, "m", 0);
-	expect_seq(w.sub, w.ch, 1);
+	tu_expect_seq(w.sub, w.ch, 1);
 	tu_publish(w.ch, "m", 0);
 	tu_publish(w.ch, "m", 0);
 	tu_publish(w.ch, "m", 0);
-	expect_gap(w.sub, w.ch, 2, 3, 2);
-	expect_seq(w.sub, w.ch, 4);
-	expect_seq(w.sub, w.ch, 5);
-	expect_seq(w.sub, w.ch, 6);
+	tu_expect_gap(w.sub, w.ch, 2, 3, 2);
+	tu_expect_seq(w.sub, w.ch, 4);
+	tu_expect_seq(w.sub, w.ch, 5);
+	tu_expect_seq(w.sub, w.ch, 6);
 	tu_one_close(&w);
 }
 END_TEST
@@ -294,12 +266,33 @@ START_TEST(test_gap_after_drop_new)
 
 	for (unsigned i = 0; i < 5; i++)
 		tu_publish(w.ch, "m", 0);
-	expect_seq(w.sub, w.ch, 1);
-	expect_seq(w.sub, w.ch, 2);
+	tu_expect_seq(w.sub, w.ch, 1);
+	tu_expect_seq(w.sub, w.ch, 2);
 	tu_publish(w.ch, "m", 0);
-	expect_gap(w.sub, w.ch, 3, 5, 3);
-	expect_seq(w.sub, w.ch, 6);
+	tu_expect_gap(w.sub, w.ch, 3, 5, 3);
+	tu_expect_seq(w.sub, w.ch, 6);
 	ck_assert_int_eq(fanq_sub_pop(w.sub, &e), FANQ_EAGAIN);
+	tu_one_close(&w);
+}
+END_TEST
+
+/*
+ * The README's priority example, limit 3: 1(0) 2(3) 3(0) queued, 4(1)
+ * evicts 1, 5(0) evicts 3.  Level 0 lost two messages: its GAP spans
+ * 1..4 with count 2, before 5; levels 3 and 1 lost none.
+ */
+START_TEST(test_gap_after_priority_eviction)
+{
+	struct tu_one w = tu_one_new(FANQ_PRIORITY, 3, TU_BIG_BYTES);
+	const unsigned prio[] = {0, 3, 0, 1, 0};
+
+	for (unsigned i = 0; i < 5; i++)
+		tu_publish(w.ch, "m", prio[i]);
+	tu_expect_seq(w.sub, w.ch, 2);
+	tu_expect_seq(w.sub, w.ch, 4);
+	tu_expect_gap(w.sub, w.ch, 1, 4, 2);
+	tu_expect_seq(w.sub, w.ch, 5);
+	ck_assert_uint_eq(tu_assert_balanced(w.sub).dropped[FANQ_DROP_EVICTED_PRIORITY], 2);
 	tu_one_close(&w);
 }
 END_TEST
@@ -360,10 +353,10 @@ START_TEST(test_gap_only_for_subscriber_that_dropped)
 	for (unsigned i = 0; i < 5; i++)
 		tu_publish(ch, "m", 0);
 	for (uint64_t s = 1; s <= 5; s++)
-		expect_seq(fast, ch, s);
-	expect_gap(slow, ch, 1, 3, 3);
-	expect_seq(slow, ch, 4);
-	expect_seq(slow, ch, 5);
+		tu_expect_seq(fast, ch, s);
+	tu_expect_gap(slow, ch, 1, 3, 3);
+	tu_expect_seq(slow, ch, 4);
+	tu_expect_seq(slow, ch, 5);
 	tu_sub_close(fast);
 	tu_sub_close(slow);
 	fanq_channel_release(ch);
@@ -387,8 +380,8 @@ START_TEST(test_gap_across_resubscribe)
 	tu_publish(w.ch, "3", 0); /* not offered */
 	ck_assert_int_eq(fanq_subscribe(w.sub, w.ch), 0);
 	tu_publish(w.ch, "4", 0); /* evicts 2 */
-	expect_gap(w.sub, w.ch, 1, 3, 2);
-	expect_seq(w.sub, w.ch, 4);
+	tu_expect_gap(w.sub, w.ch, 1, 3, 2);
+	tu_expect_seq(w.sub, w.ch, 4);
 	ck_assert_uint_eq(tu_assert_balanced(w.sub).dropped[FANQ_DROP_EVICTED_OLDEST], 2);
 	tu_one_close(&w);
 }
@@ -412,6 +405,7 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_gap_after_drop_oldest);
 	tcase_add_test(tc, test_gap_after_drop_oldest_mid_stream);
 	tcase_add_test(tc, test_gap_after_drop_new);
+	tcase_add_test(tc, test_gap_after_priority_eviction);
 	tcase_add_test(tc, test_gap_per_channel);
 	tcase_add_test(tc, test_gap_only_for_subscriber_that_dropped);
 	tcase_add_test(tc, test_gap_across_resubscribe);

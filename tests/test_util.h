@@ -122,6 +122,37 @@ static inline void tu_expect_msg(fanq_sub *sub, const char *text)
 	fanq_msg_release(e.msg);
 }
 
+/* The next entry is a GAP of ch: first..last, count messages. */
+static inline void tu_expect_gap(fanq_sub *sub, const fanq_channel *ch,
+				 uint64_t first, uint64_t last, uint64_t count)
+{
+	fanq_entry e = tu_pop(sub);
+
+	ck_assert_msg(e.kind == FANQ_ENTRY_GAP,
+		      "expected GAP %llu..%llu, got message seq %llu",
+		      (unsigned long long)first, (unsigned long long)last,
+		      (unsigned long long)e.seq);
+	ck_assert_ptr_eq(e.ch, ch);
+	ck_assert_uint_eq(e.gap_first, first);
+	ck_assert_uint_eq(e.gap_last, last);
+	ck_assert_uint_eq(e.gap_count, count);
+}
+
+/* The next entry is message seq of ch (released here). */
+static inline void tu_expect_seq(fanq_sub *sub, const fanq_channel *ch,
+				 uint64_t seq)
+{
+	fanq_entry e = tu_pop(sub);
+
+	ck_assert_msg(e.kind == FANQ_ENTRY_MSG,
+		      "expected message seq %llu, got GAP %llu..%llu",
+		      (unsigned long long)seq, (unsigned long long)e.gap_first,
+		      (unsigned long long)e.gap_last);
+	ck_assert_ptr_eq(e.ch, ch);
+	ck_assert_uint_eq(e.seq, seq);
+	fanq_msg_release(e.msg);
+}
+
 /* No message is left (trailing GAP entries are allowed and consumed). */
 static inline void tu_expect_no_msg(fanq_sub *sub)
 {

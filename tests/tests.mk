@@ -8,11 +8,19 @@
 #   make check-allocfail the allocation-failure walk (test_allocfail) in
 #                        build-allocfail: -DFANQ_ALLOC_FAIL, ASan + UBSan
 #
+#   SUITE="history ..."  with any of them: only those suites, and no
+#                        integration scripts (make check-tsan SUITE=history)
+#
 # Other parts of the tree may add prerequisites to `check` (an example
 # server an integration script needs); the recipe stays here.
 
-TEST_SUITES := policy accounting channel badinput group wakeup stress invariant
+TEST_SUITES := policy accounting channel badinput group wakeup history stress invariant
 TEST_BINS := $(TEST_SUITES:%=$(BUILD)/tests/test_%)
+RUN_SUITES := $(if $(SUITE),$(filter $(SUITE),$(TEST_SUITES)),$(TEST_SUITES))
+RUN_BINS := $(RUN_SUITES:%=$(BUILD)/tests/test_%)
+RUN_INTEGRATION := $(if $(SUITE),--no-integration)
+$(if $(SUITE),$(if $(filter-out $(TEST_SUITES),$(SUITE)),\
+  $(error SUITE: $(filter-out $(TEST_SUITES),$(SUITE)) not in $(TEST_SUITES))))
 # Linked into every suite: the runner and the invariant checker.
 TEST_COMMON_OBJS := $(BUILD)/tests/test_main.o $(BUILD)/tests/invariant.o
 TEST_RUNNER := sh tests/check-runner.sh
@@ -27,9 +35,9 @@ $(BUILD)/tests/%.o: tests/%.c tests/test_util.h tests/invariant.h include/fanq.h
 $(TEST_BINS) $(BUILD)/tests/test_allocfail: $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJS) $(STATIC_LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJS) $(FANQ_LINK) $(CHECK_LIBS)
 
-check: $(TEST_BINS)
+check: $(RUN_BINS)
 	CK_TIMEOUT_MULTIPLIER=$(TEST_TIMEOUT_MULTIPLIER) \
-	  $(TEST_RUNNER) $(BUILD) $(TEST_BINS)
+	  $(TEST_RUNNER) $(RUN_INTEGRATION) $(BUILD) $(RUN_BINS)
 
 check-asan:
 	ASAN_OPTIONS=detect_leaks=1 \
@@ -50,9 +58,9 @@ VALGRIND_STAMP := $(BUILD)/.valgrind-ok
 $(VALGRIND_STAMP):
 	$(call fanq_apt,valgrind)
 
-check-valgrind: $(TEST_BINS) $(VALGRIND_STAMP)
+check-valgrind: $(RUN_BINS) $(VALGRIND_STAMP)
 	CK_FORK=no FANQ_TEST_WRAPPER="$(VALGRIND)" \
-	  $(TEST_RUNNER) --no-integration $(BUILD) $(TEST_BINS)
+	  $(TEST_RUNNER) --no-integration $(BUILD) $(RUN_BINS)
 
 # Its hook (lib/alloc_fail.h) exists only in that build, so the suite is
 # built and run there alone.
