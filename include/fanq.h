@@ -563,7 +563,8 @@ typedef struct fanq_health_rules {
 
 /*
  * Rules of one subscriber (copied; all zero turns them off).  Owner
- * thread, any time; a change restarts the rules' timers.  FANQ_EINVAL for
+ * thread, any time; a change restarts the drop window and the soft-limit
+ * timer (full and idle times belong to the subscriber).  FANQ_EINVAL for
  * drops without a window, soft_ns without soft_bytes, or soft_bytes above
  * hard_bytes.  Allocates about 200 bytes while rules are on.
  */

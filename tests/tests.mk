@@ -9,7 +9,7 @@
 # Other parts of the tree may add prerequisites to `check` (an example
 # server an integration script needs); the recipe stays here.
 
-TEST_SUITES := policy accounting channel badinput group stress
+TEST_SUITES := policy accounting channel badinput group monitor health stress
 TEST_BINS := $(TEST_SUITES:%=$(BUILD)/tests/test_%)
 TEST_MAIN_OBJ := $(BUILD)/tests/test_main.o
 TEST_RUNNER := sh tests/check-runner.sh
