@@ -183,9 +183,11 @@ typedef struct fanq_log_record {
 	const char *policy;        /* "drop-new", "drop-oldest", ... */
 	enum fanq_drop_reason reason;    /* DROP_FIRST: why it was dropped */
 	enum fanq_evict_reason evicted;  /* EVICTED: which rule */
-	uint64_t count;            /* DROP_*: drops; EVICTED: backlog released */
+	uint64_t count;            /* DROP_*: drops */
 	uint64_t seq_first, seq_last;    /* DROP_*: sequences dropped (0: unknown) */
 	uint64_t span_ns;          /* DROP_SUMMARY: time the line covers */
+	/* the queue as its limits see it (entries taken for writing are not
+	 * in it); for EVICTED, before its backlog is released */
 	uint64_t queued_msgs, max_msgs, queued_bytes, max_bytes;
 } fanq_log_record;
 

@@ -331,8 +331,9 @@ static enum fanq_evict_reason health_verdict(struct fanq_sub *s,
 
 /*
  * Ticker, holding a reference to s: finish an eviction claimed here or by
- * a fan-out thread (hard limit): release the backlog, wake the group so
- * the host hears of it, log and report it.  Once per subscriber.
+ * a fan-out thread (hard limit): log it with the queue as it was, release
+ * the backlog, wake the group so the host hears of it, report it.  Once
+ * per subscriber.
  */
 static void evict_finish(struct fanq_bus *bus, struct fanq_sub *s,
 			 const char *detail)
@@ -342,11 +343,11 @@ static void evict_finish(struct fanq_bus *bus, struct fanq_sub *s,
 			      .evicted = why };
 
 	atomic_fetch_or_explicit(&s->watch, WATCH_REPORTED, memory_order_relaxed);
-	r.count = sub_release_backlog(s);
+	log_sub_line(bus, &r, s, "evicted (%s): %s", fanq_evict_reason_name(why),
+		     detail);
+	sub_release_backlog(s);
 	if (atomic_load(&s->group))
 		sub_notify_group(s);
-	log_sub_line(bus, &r, s, "evicted (%s): %s, released %llu queued",
-		     fanq_evict_reason_name(why), detail, (unsigned long long)r.count);
 	tick_event(bus, s, FANQ_EVENT_EVICTED, 0, why);
 }
 

@@ -146,7 +146,7 @@ void log_sub_line(struct fanq_bus *bus, fanq_log_record *r,
 	r->sub_id = s->id;
 	r->sub = s;
 	r->policy = policy_name(atomic_load_explicit(&s->policy, memory_order_acquire));
-	r->queued_msgs = atomic_load(&s->msgs) + atomic_load(&s->held);
+	r->queued_msgs = atomic_load(&s->msgs); /* against max_msgs: not held */
 	r->max_msgs = atomic_load(&s->max_msgs);
 	r->queued_bytes = atomic_load(&s->bytes);
 	r->max_bytes = atomic_load(&s->max_bytes);

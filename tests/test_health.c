@@ -96,7 +96,7 @@ START_TEST(test_full_rule_at_threshold)
 	ck_assert_int_eq(evicted(h.sub), FANQ_EVICT_NONE);
 	ck_assert_int_eq(h.w.events.by_kind[FANQ_EVENT_EVICTED], 0);
 	ck_assert_int_eq(tu_tick_at(&h.w, 3700), 1);
-	expect_evicted(&h, FANQ_EVICT_FULL, "queue full for 1.0s, released 4 queued");
+	expect_evicted(&h, FANQ_EVICT_FULL, "queue full for 1.0s, queue 4/4 msgs");
 	ck_assert_int_eq(tu_tick_at(&h.w, 3800), 0); /* reported once */
 	ck_assert_int_eq(h.w.events.by_kind[FANQ_EVENT_EVICTED], 1);
 	hw_close(&h);
@@ -114,7 +114,7 @@ START_TEST(test_drops_rule_more_than_d_within_w)
 	ck_assert_int_eq(tu_tick_at(&h.w, 1200), 0);
 	tu_publish_n(h.ch, 1, 8); /* the 11th within the window */
 	ck_assert_int_eq(tu_tick_at(&h.w, 1300), 1);
-	expect_evicted(&h, FANQ_EVICT_DROPS, "11 drops within 1.0s, released 2 queued");
+	expect_evicted(&h, FANQ_EVICT_DROPS, "11 drops within 1.0s, queue 2/2 msgs");
 	hw_close(&h);
 }
 END_TEST
@@ -159,7 +159,7 @@ START_TEST(test_idle_rule_counts_from_last_drain)
 	ck_assert_int_eq(tu_tick_at(&h.w, 61999), 0);
 	ck_assert_int_eq(evicted(h.sub), FANQ_EVICT_NONE);
 	ck_assert_int_eq(tu_tick_at(&h.w, 62000), 1);
-	expect_evicted(&h, FANQ_EVICT_IDLE, "nothing drained for 1.0s, released 1 queued");
+	expect_evicted(&h, FANQ_EVICT_IDLE, "nothing drained for 1.0s, queue 1/10 msgs");
 	hw_close(&h);
 }
 END_TEST
@@ -192,7 +192,7 @@ START_TEST(test_hard_limit_evicts_at_publish)
 	ck_assert_int_eq(h.w.log.by_event[FANQ_LOG_EVICTED], 0);
 	ck_assert_int_eq(tu_tick_at(&h.w, 1000), 1);
 	expect_evicted(&h, FANQ_EVICT_HARD_BYTES,
-		       "queued bytes passed the hard limit 100, released 0 queued");
+		       "queued bytes passed the hard limit 100, queue 0/100 msgs");
 	ck_assert_int_eq(tu_tick_at(&h.w, 2000), 0);
 	hw_close(&h);
 }
@@ -215,7 +215,7 @@ START_TEST(test_soft_limit_for_a_duration)
 	ck_assert_int_eq(evicted(h.sub), FANQ_EVICT_NONE);
 	ck_assert_int_eq(tu_tick_at(&h.w, 2600), 1);
 	expect_evicted(&h, FANQ_EVICT_SOFT_BYTES,
-		       "queued bytes over the soft limit 100 for 1.0s, released 3 queued");
+		       "queued bytes over the soft limit 100 for 1.0s, queue 3/100 msgs");
 	hw_close(&h);
 }
 END_TEST
