@@ -394,7 +394,7 @@ int fanq_bus_tick(fanq_bus *bus)
 	now = bus_now(bus);
 	prev = atomic_exchange(&bus->tick_ns, now);
 	urcu_bp_read_lock();
-	cds_lfht_for_each_entry(bus->subs, &it, s, reg_node) {
+	bus_for_each_sub(bus, &it, s) {
 		/* the reference keeps the lanes: the last one releases them */
 		if (s->closed || !sub_tryget(s))
 			continue;

@@ -19,9 +19,11 @@
  *                it evicts a subscriber it also releases the backlog,
  *                taking from the lanes like an evictor.
  *
- * Memory reclamation: lane segments and channel memberships are freed
- * with call_rcu(); every access to them happens inside rcu_read_lock()
- * (bp flavour, so host threads need no registration).
+ * Memory reclamation: lane segments, channel memberships, subscribers
+ * (after they leave the bus registry), groups, metadata, policies and
+ * health rules are freed with call_rcu(); every access to them by a
+ * thread that does not own them happens inside rcu_read_lock() (bp
+ * flavour, so host threads need no registration).
  *
  * liburcu is used out of line (no _LGPL_SOURCE): fanq's objects contain
  * no inlined LGPL code.
@@ -343,6 +345,22 @@ struct fanq_bus {
 	pthread_mutex_t fold_mu;
 	struct bus_folded folded;
 };
+
+/*
+ * Walk bus->subs inside rcu_read_lock.  Unlike cds_lfht_for_each_entry(),
+ * never computes a subscriber from the NULL that ends the walk (UBSan
+ * rejects that offset from NULL).
+ */
+static inline struct fanq_sub *bus_sub_of(struct cds_lfht_iter *it)
+{
+	struct cds_lfht_node *n = cds_lfht_iter_get_node(it);
+
+	return n ? caa_container_of(n, struct fanq_sub, reg_node) : NULL;
+}
+
+#define bus_for_each_sub(bus, it, s)                                  \
+	for (cds_lfht_first((bus)->subs, (it)); ((s) = bus_sub_of(it)); \
+	     cds_lfht_next((bus)->subs, (it)))
 
 uint64_t bus_now(const struct fanq_bus *bus);
 void bus_sub_register(struct fanq_bus *bus, struct fanq_sub *s);

@@ -56,11 +56,6 @@ static void prom_family(struct prom *p, const char *name, const char *type,
 	prom_printf(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void prom_value(struct prom *p, const char *name, uint64_t v)
-{
-	prom_printf(p, "%s %llu\n", name, (unsigned long long)v);
-}
-
 static void label_escape(const char *in, char *out)
 {
 	for (; *in; in++) {
@@ -76,22 +71,46 @@ static void label_escape(const char *in, char *out)
 	*out = 0;
 }
 
+/* Bus-wide metrics of one sample each, in exposition order. */
+static void prom_scalars(struct prom *p, const fanq_bus_stats *t)
+{
+	const struct {
+		const char *name, *type, *help;
+		uint64_t v;
+	} m[] = {
+		{ "fanq_subscribers", "gauge", "Subscribers created and not closed.",
+		  t->subscribers },
+		{ "fanq_channels", "gauge", "Channels on the bus.", t->channels },
+		{ "fanq_enqueued_total", "counter",
+		  "Messages offered to subscriber queues.", t->enqueued },
+		{ "fanq_delivered_total", "counter",
+		  "Messages handed to consumers (popped, or written whole).",
+		  t->delivered },
+		{ "fanq_queued_messages", "gauge",
+		  "Messages queued or held for writing, over all subscribers.",
+		  t->queued_msgs },
+		{ "fanq_queued_bytes", "gauge", "Bytes queued, over all subscribers.",
+		  t->queued_bytes },
+		{ "fanq_queued_messages_max", "gauge",
+		  "Messages queued on the most backlogged subscriber.",
+		  t->queued_msgs_max },
+		{ "fanq_subscribers_over_high", "gauge",
+		  "Subscribers over the high utilisation alert level.", t->over_high },
+	};
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		prom_family(p, m[i].name, m[i].type, m[i].help);
+		prom_printf(p, "%s %llu\n", m[i].name, (unsigned long long)m[i].v);
+	}
+}
+
 static void prom_totals(struct prom *p, const struct stats_walk *w)
 {
 	const fanq_bus_stats *t = &w->t;
 	const uint64_t *bounds = stats_depth_bounds();
 	int r;
 
-	prom_family(p, "fanq_subscribers", "gauge", "Subscribers created and not closed.");
-	prom_value(p, "fanq_subscribers", t->subscribers);
-	prom_family(p, "fanq_channels", "gauge", "Channels on the bus.");
-	prom_value(p, "fanq_channels", t->channels);
-	prom_family(p, "fanq_enqueued_total", "counter",
-		    "Messages offered to subscriber queues.");
-	prom_value(p, "fanq_enqueued_total", t->enqueued);
-	prom_family(p, "fanq_delivered_total", "counter",
-		    "Messages handed to consumers (popped, or written whole).");
-	prom_value(p, "fanq_delivered_total", t->delivered);
+	prom_scalars(p, t);
 	prom_family(p, "fanq_dropped_total", "counter", "Messages dropped, by reason.");
 	for (r = 0; r < FANQ_DROP_REASONS; r++)
 		prom_printf(p, "fanq_dropped_total{reason=\"%s\"} %llu\n",
@@ -101,27 +120,17 @@ static void prom_totals(struct prom *p, const struct stats_walk *w)
 	for (r = FANQ_EVICT_NONE + 1; r < FANQ_EVICT_REASONS; r++)
 		prom_printf(p, "fanq_evictions_total{rule=\"%s\"} %llu\n",
 			    fanq_evict_reason_name(r), (unsigned long long)t->evicted[r]);
-	prom_family(p, "fanq_queued_messages", "gauge",
-		    "Messages queued or held for writing, over all subscribers.");
-	prom_value(p, "fanq_queued_messages", t->queued_msgs);
-	prom_family(p, "fanq_queued_bytes", "gauge", "Bytes queued, over all subscribers.");
-	prom_value(p, "fanq_queued_bytes", t->queued_bytes);
-	prom_family(p, "fanq_queued_messages_max", "gauge",
-		    "Messages queued on the most backlogged subscriber.");
-	prom_value(p, "fanq_queued_messages_max", t->queued_msgs_max);
-	prom_family(p, "fanq_subscribers_over_high", "gauge",
-		    "Subscribers over the high utilisation alert level.");
-	prom_value(p, "fanq_subscribers_over_high", t->over_high);
 	prom_family(p, "fanq_queue_depth_messages", "histogram",
 		    "Queue depth (messages) across open subscribers.");
 	for (r = 0; r < STATS_DEPTH_BUCKETS; r++)
 		prom_printf(p, "fanq_queue_depth_messages_bucket{le=\"%llu\"} %llu\n",
 			    (unsigned long long)bounds[r],
 			    (unsigned long long)w->depth_le[r]);
-	prom_printf(p, "fanq_queue_depth_messages_bucket{le=\"+Inf\"} %llu\n",
+	prom_printf(p, "fanq_queue_depth_messages_bucket{le=\"+Inf\"} %llu\n"
+		    "fanq_queue_depth_messages_sum %llu\n"
+		    "fanq_queue_depth_messages_count %llu\n",
+		    (unsigned long long)w->depth_count, (unsigned long long)w->depth_sum,
 		    (unsigned long long)w->depth_count);
-	prom_value(p, "fanq_queue_depth_messages_sum", w->depth_sum);
-	prom_value(p, "fanq_queue_depth_messages_count", w->depth_count);
 }
 
 enum chan_family { CH_PUBLISHED, CH_SUBSCRIBERS, CH_ENQUEUED, CH_DROPPED };

@@ -151,7 +151,7 @@ void stats_collect(struct fanq_bus *bus, struct stats_walk *w)
 	memset(w, 0, sizeof(*w));
 	pthread_mutex_lock(&bus->fold_mu);
 	urcu_bp_read_lock();
-	cds_lfht_for_each_entry(bus->subs, &it, s, reg_node)
+	bus_for_each_sub(bus, &it, s)
 		walk_sub(w, s);
 	cds_lfht_for_each_entry(bus->channels, &it, ch, hnode)
 		t->channels++;
@@ -188,7 +188,7 @@ int fanq_bus_foreach_sub(fanq_bus *bus, fanq_sub_visit_fn fn, void *arg)
 	if (!bus || !fn)
 		return FANQ_EINVAL;
 	urcu_bp_read_lock();
-	cds_lfht_for_each_entry(bus->subs, &it, s, reg_node) {
+	bus_for_each_sub(bus, &it, s) {
 		if (s->closed)
 			continue;
 		stats_sub_snapshot(s, &st);
@@ -283,7 +283,7 @@ int fanq_bus_top(fanq_bus *bus, enum fanq_top_by by, fanq_sub_stats *out, size_t
 	    (by != FANQ_TOP_DEPTH && by != FANQ_TOP_BYTES && by != FANQ_TOP_DROPS))
 		return FANQ_EINVAL;
 	urcu_bp_read_lock();
-	cds_lfht_for_each_entry(bus->subs, &it, s, reg_node) {
+	bus_for_each_sub(bus, &it, s) {
 		if (s->closed || (k == n && top_key_of(s, by) < top_key(&out[0], by)))
 			continue;
 		stats_sub_snapshot(s, &st);

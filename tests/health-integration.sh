@@ -18,26 +18,8 @@ PAYLOAD=65536        # bytes per message: the slow clients fill socket buffers
 QUEUE_MAX=8
 EVICT_MS=1000
 
-pass=0 fail=0
-pids=()
-TMP=$(mktemp -d)
-
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	kill -TERM "$WATCHDOG" 2>/dev/null
-	[ -n "${SERVER:-}" ] && kill -9 "$SERVER" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'echo "health-integration: timed out"; exit 124' TERM
-( trap 'kill $s; exit' TERM; sleep 60 & s=$!; wait $s; kill -TERM $$ ) \
-	>/dev/null 2>&1 & WATCHDOG=$!; disown $!
-
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
+. "$(dirname "$0")/integration-lib.sh"
+it_start health-integration 60
 
 if [ ! -x "$BIN" ]; then
 	bad "fanq-sse is built ($BIN)"
