@@ -141,9 +141,9 @@ FANQ_API int fanq_bus_new(fanq_bus **out);
 FANQ_API int fanq_bus_close(fanq_bus *bus);
 
 /*
- * Bus settings.  Call them right after fanq_bus_new(), before any channel
- * is opened or subscriber created (else FANQ_EBUSY and nothing changes):
- * publishing threads read them without synchronisation.
+ * Bus settings.  Call them right after fanq_bus_new(), while the bus has
+ * no subscriber and no channel handle open (else FANQ_EBUSY and nothing
+ * changes): publishing threads read them without synchronisation.
  */
 
 /*

@@ -16,7 +16,9 @@
  * whole interval without drops it clears both bits, so the next drop is
  * logged at once again.  One burst costs two lines, whatever its size.
  * Seq ranges and channels are exact for one channel and one dropping
- * thread; with several they are best effort, the counts always exact.
+ * thread; with several they are best effort.  Counts in lines are exact
+ * except that a drop racing the re-arm may appear in no line; the
+ * counters (stats, metrics) are always exact.
  */
 #include <errno.h>
 #include <stdarg.h>
