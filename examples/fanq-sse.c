@@ -8,12 +8,13 @@
  *   POST /publish?channel=a[&priority=P]       body -> every subscriber
  *                                   (P: 0 .. FANQ_PRIO_LEVELS-1, default 0)
  *   GET  /metrics                              Prometheus text
+ *   GET  /subscribers?top=N[&by=depth|bytes|drops]   JSON, worst first
  *
  * Each of --threads workers owns an epoll loop, a fanq_group and the
  * connections it accepted (sse-worker.c).  This file holds what they
- * share: options, the channel table and /metrics, plus main().  Functions
- * without a thread named in their comment are startup or shutdown steps
- * and run in the main thread.
+ * share: options, the channel table, /metrics and /subscribers, plus
+ * main(), which ticks fanq.  Functions without a thread named in their
+ * comment are startup or shutdown steps and run in the main thread.
  */
 #include "sse.h"
 
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char _usage[] =
@@ -31,6 +33,9 @@ static const char _usage[] =
 	"                [--queue-bytes BYTES] [--policy drop-new|drop-oldest|priority]\n"
 	"                [--bind ADDR] [--keepalive SECS] [--max-body BYTES]\n"
 	"                [--history N [--history-bytes B] [--history-age MS]]\n"
+	"                [--log-interval-ms MS] [--evict-full-ms MS]\n"
+	"                [--evict-drops D/MS] [--evict-idle-ms MS]\n"
+	"                [--hard-bytes BYTES] [--soft-bytes BYTES/MS]\n"
 	"\n"
 	"  --port P         TCP port (0: any free port, printed at start)\n"
 	"  --threads N      I/O threads, each with its own epoll loop (default 2)\n"
@@ -46,9 +51,19 @@ static const char _usage[] =
 	"                   gets what it missed\n"
 	"  --history-bytes B  ... and at most B bytes of them (default: no limit)\n"
 	"  --history-age MS   ... none older than MS ms (default: no limit)\n"
+	"  --log-interval-ms MS  drop summaries per connection at most this\n"
+	"                   often (default 10000)\n"
+	"  Eviction rules (fanq_health_rules; all off by default).  An evicted\n"
+	"  connection is closed and logged with its peer and User-Agent:\n"
+	"  --evict-full-ms MS     queue full, nothing written, for MS\n"
+	"  --evict-drops D/MS     more than D messages dropped within MS\n"
+	"  --evict-idle-ms MS     nothing written for MS while messages wait\n"
+	"  --hard-bytes B         more than B bytes queued, at once\n"
+	"  --soft-bytes B/MS      more than B bytes queued for MS\n"
 	"\n"
 	"  GET /events?channel=a,b[&lastEventId=a:5,b:7]\n"
-	"  POST /publish?channel=a[&priority=0..%u]   GET /metrics\n";
+	"  POST /publish?channel=a[&priority=0..%u]\n"
+	"  GET /metrics   GET /subscribers?top=N[&by=depth|bytes|drops]\n";
 
 /* --------------------------------------------------- shared helpers */
 
@@ -134,25 +149,7 @@ static void _channels_release(struct channel_table *t)
 	t->n = 0;
 }
 
-/* ------------------------------------------------------------ metrics */
-
-/* Every worker's mutex, in index order, so no connection moves meanwhile. */
-static void _totals_collect(struct server *srv, struct sse_totals *t)
-{
-	int i, r;
-
-	memset(t, 0, sizeof(*t));
-	for (i = 0; i < srv->opt.threads; i++)
-		pthread_mutex_lock(&srv->workers[i].mu);
-	t->enqueued = atomic_load(&srv->closed.enqueued);
-	t->delivered = atomic_load(&srv->closed.delivered);
-	for (r = 0; r < FANQ_DROP_REASONS; r++)
-		t->dropped[r] = atomic_load(&srv->closed.dropped[r]);
-	for (i = 0; i < srv->opt.threads; i++)
-		worker_totals_add(&srv->workers[i], t);
-	for (i = srv->opt.threads - 1; i >= 0; i--)
-		pthread_mutex_unlock(&srv->workers[i].mu);
-}
+/* ------------------------------------------------- /metrics, /subscribers */
 
 static void _metric(FILE *f, const char *name, const char *type,
 		    const char *help, uint64_t v)
@@ -161,40 +158,108 @@ static void _metric(FILE *f, const char *name, const char *type,
 		type, name, (unsigned long long)v);
 }
 
+static int _fwrite_all(void *arg, const char *data, size_t len)
+{
+	return fwrite(data, 1, len, arg) == len ? 0 : -1;
+}
+
 /*
- * Write the Prometheus text exposition of the server's counters.  Any
- * worker thread; takes every worker's mutex briefly.
+ * Prometheus text: the server's own counters, then fanq's exposition of
+ * the bus (queues, drops, evictions; README "Operating fanq").  Any
+ * worker thread.
  */
 void sse_metrics_write(struct server *srv, FILE *f)
 {
-	static const char *const reason[FANQ_DROP_REASONS] = {
-		"full_new", "evicted_oldest", "evicted_priority", "unsubscribed",
-	};
-	struct sse_totals t;
-	int r;
-
-	_totals_collect(srv, &t);
 	_metric(f, "fanq_sse_connections", "gauge",
-		"Open /events connections.", t.connections);
+		"Open /events connections.", atomic_load(&srv->connections));
 	_metric(f, "fanq_sse_connections_total", "counter",
 		"/events connections accepted.",
 		atomic_load(&srv->connections_total));
 	_metric(f, "fanq_sse_publishes_total", "counter",
 		"Messages published with POST /publish.",
 		atomic_load(&srv->publishes));
-	_metric(f, "fanq_sse_enqueued_total", "counter",
-		"Messages offered to subscriber queues.", t.enqueued);
-	_metric(f, "fanq_sse_deliveries_total", "counter",
-		"Messages written whole to /events sockets.", t.delivered);
-	fprintf(f, "# HELP fanq_sse_drops_total Messages dropped, by reason.\n"
-		"# TYPE fanq_sse_drops_total counter\n");
+	fanq_bus_prometheus(srv->bus, _fwrite_all, f);
+}
+
+/* s as a JSON string: client strings (User-Agent) escaped byte by byte. */
+static void _json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void _json_meta(FILE *f, struct server *srv, uint64_t id, const char *key)
+{
+	char buf[256];
+
+	if (fanq_bus_sub_meta(srv->bus, id, key, buf, sizeof(buf)) < 0)
+		buf[0] = 0;
+	_json_string(f, buf);
+}
+
+static const char *_policy_name(enum fanq_policy_kind k)
+{
+	static const char *const names[] = { "drop-new", "drop-oldest", "priority",
+					     "custom" };
+
+	return (unsigned)k < 4 ? names[k] : "?";
+}
+
+static void _subscriber_json(FILE *f, struct server *srv, const fanq_sub_stats *st)
+{
+	int r;
+
+	fprintf(f, "{\"id\":%llu,\"peer\":", (unsigned long long)st->id);
+	_json_meta(f, srv, st->id, "peer");
+	fprintf(f, ",\"ua\":");
+	_json_meta(f, srv, st->id, "ua");
+	fprintf(f, ",\"policy\":\"%s\",\"depth\":%llu,\"bytes\":%llu,"
+		"\"max_msgs\":%llu,\"max_bytes\":%llu,\"high_water\":%llu,"
+		"\"enqueued\":%llu,\"delivered\":%llu,\"drops\":{",
+		_policy_name(st->policy), (unsigned long long)st->queued_msgs,
+		(unsigned long long)st->queued_bytes, (unsigned long long)st->max_msgs,
+		(unsigned long long)st->max_bytes, (unsigned long long)st->high_water_msgs,
+		(unsigned long long)st->enqueued, (unsigned long long)st->delivered);
 	for (r = 0; r < FANQ_DROP_REASONS; r++)
-		fprintf(f, "fanq_sse_drops_total{reason=\"%s\"} %llu\n",
-			reason[r], (unsigned long long)t.dropped[r]);
-	_metric(f, "fanq_sse_queue_depth_sum", "gauge",
-		"Messages queued, over all connections.", t.depth_sum);
-	_metric(f, "fanq_sse_queue_depth_max", "gauge",
-		"Messages queued on the most backlogged connection.", t.depth_max);
+		fprintf(f, "%s\"%s\":%llu", r ? "," : "", fanq_drop_reason_name(r),
+			(unsigned long long)st->dropped[r]);
+	fprintf(f, "},\"since_drain_ms\":%llu,\"full_ms\":%llu,\"over_high\":%s,"
+		"\"evicted\":", (unsigned long long)(st->since_drain_ns / 1000000u),
+		(unsigned long long)(st->full_for_ns / 1000000u),
+		st->over_high ? "true" : "false");
+	if (st->evicted == FANQ_EVICT_NONE)
+		fprintf(f, "null}");
+	else
+		fprintf(f, "\"%s\"}", fanq_evict_reason_name(st->evicted));
+}
+
+/*
+ * The top subscribers as a JSON array, worst first, one per line.  Any
+ * worker thread; fanq ranks them (O(subscribers log top)).
+ */
+void sse_subscribers_write(struct server *srv, FILE *f, size_t top,
+			   enum fanq_top_by by)
+{
+	fanq_sub_stats *st = calloc(top, sizeof(*st));
+	int i, n = st ? fanq_bus_top(srv->bus, by, st, top) : 0;
+
+	fprintf(f, "[");
+	for (i = 0; i < n; i++) {
+		fprintf(f, "%s\n", i ? "," : "");
+		_subscriber_json(f, srv, &st[i]);
+	}
+	fprintf(f, "\n]\n");
+	free(st);
 }
 
 /* ------------------------------------------------------------- startup */
@@ -218,6 +283,62 @@ static void _usage_exit(FILE *f, int rc)
 	fprintf(f, _usage, FANQ_DEFAULT_QUEUE_MSGS, FANQ_DEFAULT_QUEUE_BYTES,
 		FANQ_PRIO_LEVELS - 1);
 	exit(rc);
+}
+
+/* Milliseconds, as fanq's nanoseconds (up to a day). */
+static int _parse_ms(const char *s, uint64_t *ns)
+{
+	uint64_t v;
+
+	if (sse_parse_u64(s, 1, 86400000, &v))
+		return -1;
+	*ns = v * 1000000u;
+	return 0;
+}
+
+/* "N/MS": a count and a duration. */
+static int _parse_pair(const char *arg, uint64_t *n, uint64_t *ns)
+{
+	char buf[64];
+	char *slash;
+
+	if (strlen(arg) >= sizeof(buf))
+		return -1;
+	strcpy(buf, arg);
+	slash = strchr(buf, '/');
+	if (!slash)
+		return -1;
+	*slash = 0;
+	return sse_parse_u64(buf, 0, UINT64_MAX, n) || _parse_ms(slash + 1, ns) ? -1 : 0;
+}
+
+/* fanq's logging and eviction options; returns 0 or -1. */
+static int _parse_fanq_option(int opt, const char *arg, struct options *o)
+{
+	fanq_health_rules *r = &o->health;
+	uint64_t ns;
+
+	switch (opt) {
+	case 'L':
+		if (_parse_ms(arg, &ns))
+			return -1;
+		o->log_interval_ms = ns / 1000000u;
+		return 0;
+	case 'F':
+		return _parse_ms(arg, &r->full_ns);
+	case 'D':
+		return _parse_pair(arg, &r->drops, &r->drops_window_ns);
+	case 'I':
+		return _parse_ms(arg, &r->idle_ns);
+	case 'H':
+		return sse_parse_u64(arg, 1, UINT64_MAX, &r->hard_bytes);
+	case 'S':
+		if (_parse_pair(arg, &r->soft_bytes, &r->soft_ns) || !r->soft_bytes)
+			return -1;
+		return 0;
+	default:
+		return -1;
+	}
 }
 
 /* One option; returns 0 or -1 for a bad value. */
@@ -255,14 +376,14 @@ static int _parse_option(int opt, const char *arg, struct options *o)
 			return -1;
 		o->body_max = (size_t)v;
 		return 0;
-	case 'H':
+	case 'R':
 		return sse_parse_u64(arg, 1, FANQ_HISTORY_MSGS_MAX, &o->history_msgs);
 	case 'Y':
 		return sse_parse_u64(arg, 1, UINT64_MAX, &o->history_bytes);
 	case 'A':
 		return sse_parse_u64(arg, 1, FANQ_HISTORY_AGE_MAX_MS, &o->history_age_ms);
 	default:
-		return -1;
+		return _parse_fanq_option(opt, arg, o);
 	}
 }
 
@@ -277,9 +398,15 @@ static void _parse_args(int argc, char **argv, struct options *o)
 		{ "bind", required_argument, NULL, 'B' },
 		{ "keepalive", required_argument, NULL, 'k' },
 		{ "max-body", required_argument, NULL, 'x' },
-		{ "history", required_argument, NULL, 'H' },
+		{ "history", required_argument, NULL, 'R' },
 		{ "history-bytes", required_argument, NULL, 'Y' },
 		{ "history-age", required_argument, NULL, 'A' },
+		{ "log-interval-ms", required_argument, NULL, 'L' },
+		{ "evict-full-ms", required_argument, NULL, 'F' },
+		{ "evict-drops", required_argument, NULL, 'D' },
+		{ "evict-idle-ms", required_argument, NULL, 'I' },
+		{ "hard-bytes", required_argument, NULL, 'H' },
+		{ "soft-bytes", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -289,7 +416,7 @@ static void _parse_args(int argc, char **argv, struct options *o)
 			       .queue_max = FANQ_DEFAULT_QUEUE_MSGS,
 			       .queue_bytes = FANQ_DEFAULT_QUEUE_BYTES,
 			       .policy = FANQ_DROP_NEW, .keepalive_ms = 15000,
-			       .body_max = 1u << 20 };
+			       .body_max = 1u << 20, .log_interval_ms = 10000 };
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		if (opt == 'h')
 			_usage_exit(stdout, 0);
@@ -306,6 +433,10 @@ static void _parse_args(int argc, char **argv, struct options *o)
 	}
 	if (optind != argc || o->port < 0)
 		_usage_exit(stderr, 2);
+	if (o->health.hard_bytes && o->health.soft_bytes > o->health.hard_bytes) {
+		fprintf(stderr, "fanq-sse: --soft-bytes above --hard-bytes\n");
+		_usage_exit(stderr, 2);
+	}
 }
 
 /* Non-blocking listening socket; prints the address actually bound. */
@@ -397,18 +528,28 @@ static void _signals_block(sigset_t *set)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* Main thread: tick fanq every SSE_TICK_MS until SIGINT/SIGTERM. */
+static void _tick_until_signal(struct server *srv, const sigset_t *set)
+{
+	const struct timespec period = { 0, SSE_TICK_MS * 1000000L };
+	int sig;
+
+	while ((sig = sigtimedwait(set, NULL, &period)) < 0)
+		fanq_bus_tick(srv->bus);
+	fprintf(stderr, "fanq-sse: %s, shutting down\n", strsignal(sig));
+}
+
 /* Main thread: serve until SIGINT/SIGTERM, then tear down in order. */
 static int _serve(struct server *srv)
 {
 	sigset_t set;
-	int sig, rc;
+	int rc;
 	bool started;
 
 	_signals_block(&set);
 	started = _workers_start(srv) == 0;
 	if (started) {
-		sigwait(&set, &sig);
-		fprintf(stderr, "fanq-sse: %s, shutting down\n", strsignal(sig));
+		_tick_until_signal(srv, &set);
 		_workers_stop(srv);
 	}
 	_channels_release(&srv->channels);
@@ -429,8 +570,12 @@ int main(int argc, char **argv)
 	if (srv.listen_fd < 0)
 		return 1;
 	rc = fanq_bus_new(&srv.bus);
+	if (rc == 0)
+		rc = fanq_bus_set_log_interval(srv.bus, srv.opt.log_interval_ms * 1000000u);
 	if (rc) {
 		fprintf(stderr, "fanq-sse: fanq_bus_new: %s\n", fanq_strerror(rc));
+		if (srv.bus)
+			fanq_bus_close(srv.bus);
 		close(srv.listen_fd);
 		return 1;
 	}

@@ -44,7 +44,7 @@ struct conn {
 	bool dead, want_out;
 	struct conn *prev, *next; /* w->conns, or w->dead once dead */
 	struct conn *hnext;       /* w->by_sub bucket */
-	int64_t deadline_ms;      /* timeout; next keepalive for CONN_SSE */
+	int64_t deadline_ms;      /* timeout (fanq times CONN_SSE keepalives) */
 	char *head;               /* HTTP_HEAD_MAX bytes while reading it */
 	size_t head_len, head_end;
 	struct http_req req;
@@ -52,7 +52,7 @@ struct conn {
 	size_t body_got;
 	char *out;                /* pending bytes: response, SSE head, ... */
 	size_t out_len, out_off;
-	fanq_sub *sub;            /* CONN_SSE; written under w->mu */
+	fanq_sub *sub;            /* CONN_SSE */
 	fanq_channel *chans[SSE_SUB_CHANNELS_MAX];
 	unsigned nchans;
 	char peer[INET6_ADDRSTRLEN + 8];
@@ -121,29 +121,13 @@ static struct conn *_sub_table_find(struct worker *w, const fanq_sub *s)
 
 /* ------------------------------------------------------------ closing */
 
-/*
- * Stop deliveries first so the final counts are exact, fold them into the
- * closed totals, then close.  Caller holds w->mu so /metrics sees the
- * connection either live or closed, never both or neither.
- */
+/* fanq folds the subscriber's counts into its bus totals (/metrics). */
 static void _conn_finish_sub(struct conn *c)
 {
-	struct closed_totals *t = &c->w->srv->closed;
-	fanq_sub_stats st;
-	unsigned i;
-
-	for (i = 0; i < c->nchans; i++)
-		fanq_unsubscribe(c->sub, c->chans[i]);
-	if (fanq_sub_stats_get(c->sub, &st) == 0) {
-		atomic_fetch_add(&t->enqueued, st.enqueued);
-		atomic_fetch_add(&t->delivered, st.delivered);
-		st.dropped[FANQ_DROP_UNSUBSCRIBED] += st.queued_msgs;
-		for (i = 0; i < FANQ_DROP_REASONS; i++)
-			atomic_fetch_add(&t->dropped[i], st.dropped[i]);
-	}
 	_sub_table_del(c);
 	fanq_sub_close(c->sub);
 	c->sub = NULL;
+	atomic_fetch_sub(&c->w->srv->connections, 1);
 }
 
 /* Close now; the memory lives until the current epoll batch is done. */
@@ -155,7 +139,6 @@ static void _conn_close(struct conn *c)
 		return;
 	c->dead = true;
 	close(c->fd);
-	pthread_mutex_lock(&w->mu);
 	if (c->sub)
 		_conn_finish_sub(c);
 	if (c->prev)
@@ -164,10 +147,41 @@ static void _conn_close(struct conn *c)
 		w->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	pthread_mutex_unlock(&w->mu);
 	c->prev = NULL;
 	c->next = w->dead;
 	w->dead = c;
+}
+
+/* Log characters of a client string that cannot break a log line. */
+static void _log_safe(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"')
+			*s = '?';
+}
+
+/* A fanq health rule evicted c's subscriber: say who and why, and close. */
+static void _conn_close_evicted(struct conn *c, enum fanq_evict_reason why)
+{
+	const char *ua = fanq_sub_meta(c->sub, "ua");
+	char safe_ua[128];
+
+	snprintf(safe_ua, sizeof(safe_ua), "%s", ua ? ua : "");
+	_log_safe(safe_ua);
+	fprintf(stderr, "fanq-sse: closing %s ua=\"%s\": evicted by rule %s\n",
+		c->peer, safe_ua, fanq_evict_reason_name(why));
+	_conn_close(c);
+}
+
+/* Closes c if its subscriber was evicted; returns true then. */
+static bool _conn_evicted(struct conn *c)
+{
+	enum fanq_evict_reason why;
+
+	if (fanq_sub_evicted(c->sub, &why) != 1)
+		return false;
+	_conn_close_evicted(c, why);
+	return true;
 }
 
 static void _conn_free(struct conn *c)
@@ -312,7 +326,8 @@ static void _sse_flush(struct conn *c)
 			return;
 		}
 		if (n < 0) {
-			_conn_close(c);
+			if (!_conn_evicted(c))
+				_conn_close(c);
 			return;
 		}
 		for (i = 0; i < n; i++)
@@ -323,8 +338,8 @@ static void _sse_flush(struct conn *c)
 			_conn_close(c);
 			return;
 		}
-		if (w > 0)
-			c->deadline_ms = _now_ms() + c->w->srv->opt.keepalive_ms;
+		if (w > 0) /* liveness for the idle rule; restarts heartbeats */
+			fanq_sub_touch(c->sub);
 		if ((size_t)w < total)
 			break;
 	}
@@ -476,11 +491,12 @@ static int _events_sub_setup(struct conn *c, fanq_sub *sub,
 	unsigned i;
 	int rc;
 
+	/* the group gives it the --evict-* rules (fanq_group_set_health) */
 	if ((rc = fanq_sub_set_limits(sub, o->queue_max, o->queue_bytes)) ||
 	    (rc = fanq_sub_set_policy(sub, policy)) ||
 	    (rc = fanq_sub_set_framer(sub, &_sse_framer)) ||
 	    (rc = fanq_sub_set_meta(sub, "peer", c->peer)) ||
-	    (rc = fanq_sub_set_meta(sub, "user-agent", c->req.user_agent)) ||
+	    (rc = fanq_sub_set_meta(sub, "ua", c->req.user_agent)) ||
 	    (rc = fanq_group_attach(c->w->group, sub)))
 		return rc;
 	for (i = 0; i < c->nchans; i++) {
@@ -569,27 +585,28 @@ static void _events_start(struct conn *c)
 	}
 	free(c->head);
 	c->head = NULL;
-	pthread_mutex_lock(&c->w->mu);
 	c->sub = sub;
 	c->state = CONN_SSE;
 	_sub_table_add(c);
-	pthread_mutex_unlock(&c->w->mu);
+	atomic_fetch_add(&c->w->srv->connections, 1);
 	atomic_fetch_add(&c->w->srv->connections_total, 1);
-	c->deadline_ms = _now_ms() + c->w->srv->opt.keepalive_ms;
 	_sse_flush(c);
 }
 
-/* Only when nothing is queued or half-written, so never mid-message. */
-static void _sse_keepalive(struct conn *c, int64_t now)
+/*
+ * fanq says when: nothing queued or half-written in fanq, nothing written
+ * (fanq_sub_touch) for --keepalive.  Our own bytes pending: not idle.
+ */
+static void _sse_keepalive(struct conn *c)
 {
 	static const char ka[] = ": keepalive\n\n";
+	int64_t every_ms = c->w->srv->opt.keepalive_ms;
 
-	if (c->want_out || now < c->deadline_ms)
+	if (c->want_out || fanq_sub_heartbeat_due(c->sub, (uint64_t)every_ms * 1000000u) != 1)
 		return;
 	c->out = strdup(ka);
 	c->out_len = c->out ? sizeof(ka) - 1 : 0;
 	c->out_off = 0;
-	c->deadline_ms = now + c->w->srv->opt.keepalive_ms;
 	_sse_flush(c);
 }
 
@@ -710,49 +727,67 @@ static void _publish_begin(struct conn *c)
 
 /* ----------------------------------------------------------- /metrics */
 
-static void _metrics(struct conn *c)
+/* /subscribers?top=N&by=depth|bytes|drops (default 10, depth). */
+static int _subscribers_query(const struct conn *c, size_t *top, enum fanq_top_by *by)
+{
+	char buf[16];
+	char *end;
+	unsigned long v;
+	int n = http_query_param(&c->req, "top", buf, sizeof(buf));
+
+	*top = 10;
+	*by = FANQ_TOP_DEPTH;
+	if (n >= 0) {
+		v = strtoul(buf, &end, 10);
+		if (n == 0 || *end || v == 0 || v > SSE_TOP_MAX)
+			return -1;
+		*top = v;
+	} else if (n != HTTP_PARAM_ABSENT) {
+		return -1;
+	}
+	n = http_query_param(&c->req, "by", buf, sizeof(buf));
+	if (n == HTTP_PARAM_ABSENT)
+		return 0;
+	if (n < 0)
+		return -1;
+	if (!strcmp(buf, "bytes"))
+		*by = FANQ_TOP_BYTES;
+	else if (!strcmp(buf, "drops"))
+		*by = FANQ_TOP_DROPS;
+	else if (strcmp(buf, "depth"))
+		return -1;
+	return 0;
+}
+
+/* GET /metrics (Prometheus text) or /subscribers (JSON), built in memory. */
+static void _observe(struct conn *c, bool metrics)
 {
 	char *out = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
+	size_t len = 0, top = 0;
+	enum fanq_top_by by = FANQ_TOP_DEPTH;
+	FILE *f;
 
+	if (!metrics && _subscribers_query(c, &top, &by)) {
+		_respond_error(c, 400, "");
+		return;
+	}
+	f = open_memstream(&out, &len);
 	if (!f) {
 		_respond_error(c, 503, "");
 		return;
 	}
-	sse_metrics_write(c->w->srv, f);
+	if (metrics)
+		sse_metrics_write(c->w->srv, f);
+	else
+		sse_subscribers_write(c->w->srv, f, top, by);
 	if (fclose(f)) {
 		free(out);
 		_respond_error(c, 503, "");
 		return;
 	}
-	_respond(c, 200, "text/plain; version=0.0.4", "", out, len);
+	_respond(c, 200, metrics ? "text/plain; version=0.0.4" : "application/json",
+		 "", out, len);
 	free(out);
-}
-
-/*
- * Add the live connections' counters to t.  Any thread, holding w->mu:
- * connections come and go, and close their subs, only under it.
- */
-void worker_totals_add(struct worker *w, struct sse_totals *t)
-{
-	struct conn *c;
-	unsigned r;
-
-	for (c = w->conns; c; c = c->next) {
-		fanq_sub_stats st;
-
-		if (!c->sub || fanq_sub_stats_get(c->sub, &st))
-			continue;
-		t->connections++;
-		t->enqueued += st.enqueued;
-		t->delivered += st.delivered;
-		for (r = 0; r < FANQ_DROP_REASONS; r++)
-			t->dropped[r] += st.dropped[r];
-		t->depth_sum += st.queued_msgs;
-		if (st.queued_msgs > t->depth_max)
-			t->depth_max = st.queued_msgs;
-	}
 }
 
 /* ------------------------------------------------------------ reading */
@@ -771,11 +806,11 @@ static void _route(struct conn *c)
 			_respond_error(c, 405, "Allow: POST\r\n");
 		else
 			_publish_begin(c);
-	} else if (!strcmp(path, "/metrics")) {
+	} else if (!strcmp(path, "/metrics") || !strcmp(path, "/subscribers")) {
 		if (strcmp(m, "GET"))
 			_respond_error(c, 405, "Allow: GET\r\n");
 		else
-			_metrics(c);
+			_observe(c, !strcmp(path, "/metrics"));
 	} else {
 		_respond_error(c, 404, "");
 	}
@@ -907,12 +942,10 @@ static void _conn_add(struct worker *w, int fd)
 	c->state = CONN_HEAD;
 	c->deadline_ms = _now_ms() + HEAD_TIMEOUT_MS;
 	_peer_name(fd, c->peer, sizeof(c->peer));
-	pthread_mutex_lock(&w->mu);
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
 	w->conns = c;
-	pthread_mutex_unlock(&w->mu);
 }
 
 static void _worker_accept(struct worker *w)
@@ -931,7 +964,11 @@ static void _worker_accept(struct worker *w)
 
 /* -------------------------------------------------------------- loop */
 
-/* fanq_group_next_ready() resets the eventfd itself once the list is empty. */
+/*
+ * fanq_group_next_ready() resets the eventfd itself once the list is
+ * empty.  A subscriber fanq evicted comes out here too: close it now,
+ * even if its socket has our own bytes pending (no drain would run).
+ */
 static void _worker_group_ready(struct worker *w)
 {
 	fanq_sub *s;
@@ -939,7 +976,7 @@ static void _worker_group_ready(struct worker *w)
 	while (fanq_group_next_ready(w->group, &s) == 0) {
 		struct conn *c = _sub_table_find(w, s);
 
-		if (c)
+		if (c && !_conn_evicted(c))
 			_sse_flush(c);
 	}
 }
@@ -951,9 +988,10 @@ static void _worker_timers(struct worker *w, int64_t now)
 
 	for (c = w->conns; c; c = next) {
 		next = c->next;
-		if (c->state == CONN_SSE)
-			_sse_keepalive(c, now);
-		else if (now >= c->deadline_ms)
+		if (c->state == CONN_SSE) {
+			if (!_conn_evicted(c))
+				_sse_keepalive(c);
+		} else if (now >= c->deadline_ms)
 			_conn_close(c);
 	}
 }
@@ -1014,7 +1052,6 @@ void worker_release(struct worker *w)
 		close(w->stopfd);
 	if (w->epfd >= 0)
 		close(w->epfd);
-	pthread_mutex_destroy(&w->mu);
 }
 
 /*
@@ -1030,10 +1067,13 @@ int worker_init(struct worker *w, struct server *srv)
 	w->srv = srv;
 	w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
-	pthread_mutex_init(&w->mu, NULL);
 	rc = fanq_group_new(srv->bus, &w->group);
+	if (rc == 0)
+		rc = fanq_group_set_health(w->group, &srv->opt.health);
 	if (rc) {
 		fprintf(stderr, "fanq-sse: fanq_group_new: %s\n", fanq_strerror(rc));
+		if (w->group)
+			fanq_group_close(w->group);
 		w->group = NULL;
 	}
 	if (!w->group || w->stopfd < 0 || w->epfd < 0 ||

@@ -2,10 +2,12 @@
  * sse.h - shared state of the fanq-sse example server.
  *
  * Threads: the main thread parses options, creates the bus, the listening
- * socket and one worker per --threads, then waits for SIGINT/SIGTERM.
- * Each worker (sse-worker.c) runs one epoll loop that owns one fanq_group
- * and every connection it accepted; nothing else touches those
- * connections except /metrics readers, which hold the worker's mutex.
+ * socket and one worker per --threads, then calls fanq_bus_tick() every
+ * SSE_TICK_MS until SIGINT/SIGTERM: fanq's drop summaries, alerts and
+ * eviction rules run in it, and fanq logs from it (to stderr).  Each
+ * worker (sse-worker.c) runs one epoll loop that owns one fanq_group and
+ * every connection it accepted; nothing else touches those connections.
+ * /metrics and /subscribers read fanq's own stats, which any thread may.
  */
 #ifndef FANQ_EXAMPLES_SSE_H
 #define FANQ_EXAMPLES_SSE_H
@@ -23,6 +25,8 @@
 #define SSE_SUB_BUCKETS 1024     /* per-worker fanq_sub -> connection table */
 /* A body becomes "data: " lines: at worst 7 bytes per byte (all newlines). */
 #define SSE_BODY_MAX_LIMIT (FANQ_MSG_MAX / 7)
+#define SSE_TICK_MS 100          /* fanq_bus_tick() period */
+#define SSE_TOP_MAX 1000         /* /subscribers?top=N at most */
 
 struct options {
 	const char *bind;
@@ -35,6 +39,8 @@ struct options {
 	uint64_t history_msgs;  /* per-channel history (0: none), */
 	uint64_t history_bytes; /*   its byte and age limits (0: none) */
 	uint64_t history_age_ms;
+	uint64_t log_interval_ms; /* fanq's drop summaries at most this often */
+	fanq_health_rules health; /* eviction rules of every /events sub */
 };
 
 /* Channel handles opened so far, released at exit.  Guarded by mu. */
@@ -47,19 +53,6 @@ struct channel_table {
 	} slot[SSE_CHANNELS_MAX];
 };
 
-/* Counters of connections already closed, so /metrics stays monotonic. */
-struct closed_totals {
-	atomic_uint_fast64_t enqueued, delivered;
-	atomic_uint_fast64_t dropped[FANQ_DROP_REASONS];
-};
-
-/* What /metrics reports, summed over live and closed connections. */
-struct sse_totals {
-	uint64_t connections, enqueued, delivered;
-	uint64_t dropped[FANQ_DROP_REASONS];
-	uint64_t depth_sum, depth_max;
-};
-
 struct conn;
 struct server;
 
@@ -69,7 +62,6 @@ struct worker {
 	int epfd;
 	int stopfd;             /* eventfd: the main thread asks to stop */
 	fanq_group *group;
-	pthread_mutex_t mu;     /* guards conns' list and conn->sub for readers */
 	struct conn *conns;     /* every connection of this worker */
 	struct conn *dead;      /* closed in this epoll batch, freed after it */
 	struct conn *by_sub[SSE_SUB_BUCKETS];
@@ -81,8 +73,7 @@ struct server {
 	int listen_fd;
 	struct worker *workers;
 	struct channel_table channels;
-	struct closed_totals closed;
-	atomic_uint_fast64_t connections_total, publishes;
+	atomic_uint_fast64_t connections, connections_total, publishes;
 	atomic_bool stop;
 };
 
@@ -92,12 +83,13 @@ int sse_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int sse_channel_get(struct server *srv, const char *name, fanq_channel **out);
 int sse_policy_parse(const char *s, enum fanq_policy_kind *out);
 void sse_metrics_write(struct server *srv, FILE *f);
+void sse_subscribers_write(struct server *srv, FILE *f, size_t top,
+			   enum fanq_top_by by);
 
 /* sse-worker.c */
 int worker_init(struct worker *w, struct server *srv);
 int worker_start(struct worker *w);
 void worker_stop_and_join(struct worker *w);
 void worker_release(struct worker *w);
-void worker_totals_add(struct worker *w, struct sse_totals *t);
 
 #endif /* FANQ_EXAMPLES_SSE_H */

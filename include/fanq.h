@@ -6,7 +6,7 @@
  * subscriber never slows a fast one and never grows memory without bound.
  * Every accepted message is either delivered or counted as dropped.
  *
- * Reading order: types, lifecycle, publish, consume, observe.
+ * Reading order: types, lifecycle, publish, consume, observe, health.
  *
  * Conventions
  *  - Every function returns 0 (or a count) on success and a negative
@@ -81,6 +81,17 @@ enum fanq_drop_reason {
 	FANQ_DROP_REASONS = 4,
 };
 
+/* Why a subscriber was evicted (see fanq_health_rules); indexes arrays. */
+enum fanq_evict_reason {
+	FANQ_EVICT_NONE = 0,       /* not evicted */
+	FANQ_EVICT_FULL = 1,       /* queue continuously full for full_ns */
+	FANQ_EVICT_DROPS = 2,      /* more than `drops` dropped within drops_window_ns */
+	FANQ_EVICT_IDLE = 3,       /* nothing drained for idle_ns while non-empty */
+	FANQ_EVICT_HARD_BYTES = 4, /* queued bytes over hard_bytes */
+	FANQ_EVICT_SOFT_BYTES = 5, /* queued bytes over soft_bytes for soft_ns */
+	FANQ_EVICT_REASONS = 6,
+};
+
 /* Result of one publish. */
 typedef struct fanq_publish_result {
 	uint64_t seq;      /* channel sequence given to the message (0 if deferred) */
@@ -141,6 +152,105 @@ FANQ_API int fanq_bus_new(fanq_bus **out);
  * Waits for an RCU grace period; must not be called from a callback.
  */
 FANQ_API int fanq_bus_close(fanq_bus *bus);
+
+/*
+ * Bus settings.  Call them right after fanq_bus_new(), while the bus has
+ * no subscriber and no channel handle open (else FANQ_EBUSY and nothing
+ * changes): publishing threads read them without synchronisation.
+ */
+
+/*
+ * The clock every time rule uses: nanoseconds, monotonic, any origin.
+ * NULL restores the default (CLOCK_MONOTONIC).  fn runs in any fanq
+ * thread, must be thread-safe and must not call fanq.  fanq reads it on
+ * state changes and ticks, never once per message (README "Operating").
+ */
+typedef uint64_t (*fanq_clock_fn)(void *arg);
+FANQ_API int fanq_bus_set_clock(fanq_bus *bus, fanq_clock_fn fn, void *arg);
+
+enum fanq_log_level {
+	FANQ_LOG_ERROR = 0,
+	FANQ_LOG_WARN = 1,
+	FANQ_LOG_INFO = 2,
+};
+
+enum fanq_log_event {
+	FANQ_LOG_DROP_FIRST = 0,   /* a subscriber's first drop (of a burst) */
+	FANQ_LOG_DROP_SUMMARY = 1, /* drops since the previous line */
+	FANQ_LOG_EVICTED = 2,      /* a health rule evicted the subscriber */
+	FANQ_LOG_QUEUE_HIGH = 3,   /* queue went over the high alert level */
+	FANQ_LOG_QUEUE_LOW = 4,    /* and back under the low one */
+};
+
+/*
+ * One log line with its fields.  Strings and sub are valid during the
+ * call only; fanq_sub_meta(sub, key) may be called on sub then.
+ */
+typedef struct fanq_log_record {
+	enum fanq_log_level level;
+	enum fanq_log_event event;
+	const char *line;          /* formatted, no newline (see README) */
+	uint64_t sub_id;
+	const fanq_sub *sub;
+	const char *channel;       /* NULL: several channels, or none */
+	const char *policy;        /* "drop-new", "drop-oldest", ... */
+	enum fanq_drop_reason reason;    /* DROP_FIRST: why it was dropped */
+	enum fanq_evict_reason evicted;  /* EVICTED: which rule */
+	uint64_t count;            /* DROP_*: drops */
+	uint64_t seq_first, seq_last;    /* DROP_*: sequences dropped (0: unknown) */
+	uint64_t span_ns;          /* DROP_SUMMARY: time the line covers */
+	/* the queue as its limits see it (entries taken for writing are not
+	 * in it); for EVICTED, before its backlog is released */
+	uint64_t queued_msgs, max_msgs, queued_bytes, max_bytes;
+} fanq_log_record;
+
+/*
+ * Where fanq logs.  NULL restores the default: one write(2) of the line
+ * to stderr.  fn runs in the publishing thread that made a subscriber's
+ * first drop (once per burst), else in the thread calling fanq_bus_tick();
+ * possibly in several threads at once.  It must not block for long and
+ * must not call fanq except fanq_sub_meta(r->sub) and fanq_sub_id().
+ */
+typedef void (*fanq_log_fn)(void *arg, const fanq_log_record *r);
+FANQ_API int fanq_bus_set_log(fanq_bus *bus, fanq_log_fn fn, void *arg);
+
+/*
+ * Drop lines: a subscriber's first drop is logged at once, later drops at
+ * most once per interval per subscriber (default
+ * FANQ_DEFAULT_LOG_INTERVAL_NS), and a subscriber that dropped nothing for
+ * a whole interval starts again with a "first drop" line.
+ */
+#define FANQ_DEFAULT_LOG_INTERVAL_NS 10000000000ull /* 10 s */
+FANQ_API int fanq_bus_set_log_interval(fanq_bus *bus, uint64_t interval_ns);
+
+/* Utilisation alerts and evictions, as the tick sees them. */
+enum fanq_event_kind {
+	FANQ_EVENT_QUEUE_HIGH = 0, /* fill reached the high level */
+	FANQ_EVENT_QUEUE_LOW = 1,  /* fill fell under the low level after a HIGH */
+	FANQ_EVENT_EVICTED = 2,    /* a health rule evicted the subscriber */
+};
+
+typedef struct fanq_event {
+	enum fanq_event_kind kind;
+	uint64_t sub_id;
+	const fanq_sub *sub;      /* valid during the call; see fanq_log_record */
+	unsigned fill_pct;        /* max(msgs, bytes) fill in percent */
+	enum fanq_evict_reason evicted;
+} fanq_event;
+
+/*
+ * Called from fanq_bus_tick() (its thread) once per crossing: HIGH when a
+ * subscriber's fill (the larger of msgs/max_msgs and bytes/max_bytes)
+ * reaches high_pct, LOW when it then falls under low_pct; and once per
+ * eviction.  Same restrictions as the log callback.  NULL: no callback.
+ */
+typedef void (*fanq_event_fn)(void *arg, const fanq_event *ev);
+FANQ_API int fanq_bus_set_event_cb(fanq_bus *bus, fanq_event_fn fn, void *arg);
+#define FANQ_DEFAULT_ALERT_HIGH_PCT 80u
+#define FANQ_DEFAULT_ALERT_LOW_PCT 50u
+/* 1 <= low_pct < high_pct <= 100. */
+FANQ_API int fanq_bus_set_alert_levels(fanq_bus *bus, unsigned high_pct,
+				       unsigned low_pct);
 
 /*
  * Get or create a channel by name and take a reference to it.  Any
@@ -213,9 +323,12 @@ FANQ_API int fanq_sub_set_custom_policy(fanq_sub *sub, const fanq_policy *p);
 
 /*
  * Host metadata for diagnosis (peer address, User-Agent, ...): string
- * key/value pairs, copied.  Setting a key again replaces it.  Call before
- * the subscriber is shared with other threads, or from its owner thread
- * only; readers (logging, stats) run in other threads under RCU.
+ * key/value pairs, copied; every log line about the subscriber shows them.
+ * Setting a key again replaces it.  Owner thread; readers in other
+ * threads (logging, stats) are safe: old values are freed after an RCU
+ * grace period.  fanq_sub_meta(): the owner thread (valid until the key
+ * is set again), or a log, event or fanq_bus_foreach_sub() callback about
+ * this subscriber (valid during the call).
  */
 FANQ_API int fanq_sub_set_meta(fanq_sub *sub, const char *key,
 			       const char *value);
@@ -297,7 +410,9 @@ typedef struct fanq_entry {
  * one channel come in sequence order within a lane.  When messages of a
  * channel were dropped, a GAP entry comes first, at the place of the hole.
  * One consumer thread at a time per subscriber.  Lock-free.
- * Returns 0, FANQ_EAGAIN when nothing is ready, FANQ_ECLOSED if evicted.
+ * Returns 0, FANQ_EAGAIN when nothing is ready, FANQ_ECLOSED if evicted
+ * (what was still queued is then released and counted
+ * FANQ_DROP_UNSUBSCRIBED; close the subscriber).
  */
 FANQ_API int fanq_sub_pop(fanq_sub *sub, fanq_entry *out);
 /* Up to n entries; returns how many (0 when empty) or a negative code. */
@@ -348,7 +463,11 @@ FANQ_API int fanq_group_close(fanq_group *g);
 FANQ_API int fanq_group_fd(const fanq_group *g);
 /* Attach before subscribing (owner thread); a sub is in at most one group. */
 FANQ_API int fanq_group_attach(fanq_group *g, fanq_sub *sub);
-/* Owner thread only.  Returns 0 and a ready subscriber, or FANQ_EAGAIN. */
+/*
+ * Owner thread only.  Returns 0 and a ready subscriber, or FANQ_EAGAIN.
+ * An evicted subscriber comes out here once too: its pop and drain calls
+ * then return FANQ_ECLOSED.
+ */
 FANQ_API int fanq_group_next_ready(fanq_group *g, fanq_sub **out);
 
 /*
@@ -372,7 +491,8 @@ FANQ_API int fanq_sub_set_framer(fanq_sub *sub, const fanq_framer *f);
  * iovec count (0: nothing to write).  After writev() wrote n bytes, call
  * fanq_sub_drain_commit(sub, n): fully written messages are released and
  * counted delivered, a partly written one resumes at the right byte next
- * time.  Consumer thread only.
+ * time.  Consumer thread only.  Both return FANQ_ECLOSED once the
+ * subscriber is evicted (what was held for writing is then released).
  */
 FANQ_API int fanq_sub_drain_iov(fanq_sub *sub, struct iovec *iov, int iovmax,
 				size_t max_bytes);
@@ -389,6 +509,12 @@ typedef struct fanq_sub_stats {
 	uint64_t dropped[FANQ_DROP_REASONS];
 	uint64_t max_msgs, max_bytes;
 	enum fanq_policy_kind policy;
+	/* As of the last fanq_bus_tick() (0 before the first one): */
+	uint64_t since_drain_ns; /* since the consumer last delivered, was
+				    touched or had nothing queued */
+	uint64_t full_for_ns;    /* continuously full this long (0: not full) */
+	int over_high;           /* 1 between a QUEUE_HIGH and its QUEUE_LOW */
+	enum fanq_evict_reason evicted;
 } fanq_sub_stats;
 
 /*
@@ -397,6 +523,174 @@ typedef struct fanq_sub_stats {
  * At a quiescent point: enqueued == delivered + sum(dropped) + queued_msgs.
  */
 FANQ_API int fanq_sub_stats_get(const fanq_sub *sub, fanq_sub_stats *out);
+
+/* Counters of one channel; they never decrease. */
+typedef struct fanq_channel_stats {
+	uint64_t published;   /* messages given a sequence */
+	uint64_t subscribers; /* current members */
+	uint64_t enqueued;    /* offers of its messages to members' queues */
+	uint64_t dropped[FANQ_DROP_REASONS]; /* drops of its messages */
+} fanq_channel_stats;
+
+/* Any thread holding the handle; lock-free reads. */
+FANQ_API int fanq_channel_stats_get(const fanq_channel *ch,
+				    fanq_channel_stats *out);
+
+/*
+ * Totals of a bus.  The counters (enqueued, delivered, dropped, evicted)
+ * cover every subscriber the bus ever had: a closed subscriber's counts
+ * are folded in when it is freed, so they never decrease.  Gauges are
+ * the subscribers not closed yet.  At a quiescent point:
+ * enqueued == delivered + sum(dropped) + queued_msgs.
+ */
+typedef struct fanq_bus_stats {
+	uint64_t subscribers;      /* created and not closed */
+	uint64_t channels;
+	uint64_t enqueued, delivered;
+	uint64_t dropped[FANQ_DROP_REASONS];
+	uint64_t evicted[FANQ_EVICT_REASONS]; /* [FANQ_EVICT_NONE] stays 0 */
+	uint64_t queued_msgs, queued_bytes;
+	uint64_t queued_msgs_max;  /* the deepest subscriber's queued_msgs */
+	uint64_t over_high;        /* subscribers over the high alert level */
+} fanq_bus_stats;
+
+/*
+ * Any thread.  Walks every subscriber (O(subscribers)) under an RCU read
+ * lock, holding a mutex that only freeing a subscriber also takes.
+ */
+FANQ_API int fanq_bus_stats_get(fanq_bus *bus, fanq_bus_stats *out);
+
+/*
+ * Call fn for every subscriber not closed, with a fresh snapshot; stops
+ * when fn returns non-zero.  Any thread; lock-free (RCU read lock) and
+ * safe against subscribers closing meanwhile, which may or may not be
+ * visited.  fn must not block, close subscribers or call fanq except
+ * fanq_sub_meta(sub), fanq_sub_id(sub).  Returns the number visited.
+ */
+typedef int (*fanq_sub_visit_fn)(void *arg, const fanq_sub *sub,
+				 const fanq_sub_stats *st);
+FANQ_API int fanq_bus_foreach_sub(fanq_bus *bus, fanq_sub_visit_fn fn,
+				  void *arg);
+
+enum fanq_top_by {
+	FANQ_TOP_DEPTH = 0, /* queued_msgs */
+	FANQ_TOP_BYTES = 1, /* queued_bytes */
+	FANQ_TOP_DROPS = 2, /* drops by the queue's policy (not unsubscribed) */
+};
+
+/*
+ * The n subscribers ranking highest, highest first, into out[0..n).
+ * Returns how many were found (<= n).  Any thread, like
+ * fanq_bus_foreach_sub(); O(subscribers * log n), no allocation.
+ */
+FANQ_API int fanq_bus_top(fanq_bus *bus, enum fanq_top_by by,
+			  fanq_sub_stats *out, size_t n);
+
+/*
+ * Copy the metadata value of key of subscriber id into buf (always
+ * NUL-terminated, truncated to cap - 1).  Any thread; lock-free lookup.
+ * Returns the value's full length, or FANQ_ENOENT (no such subscriber
+ * open, or no such key).
+ */
+FANQ_API int fanq_bus_sub_meta(fanq_bus *bus, uint64_t id, const char *key,
+			       char *buf, size_t cap);
+
+/*
+ * Prometheus text exposition (format 0.0.4) of the bus: totals, per
+ * channel, drops by reason, evictions by rule and a histogram of queue
+ * depth across subscribers; README "Operating fanq" lists every metric.
+ * write() gets the text in pieces and returns 0, or non-zero to stop
+ * (then FANQ_ESYS is returned); it may run inside an RCU read-side
+ * section and must not call fanq.  Any thread; the cost of
+ * fanq_bus_stats_get() plus a few lines per channel.
+ */
+typedef int (*fanq_write_fn)(void *arg, const char *data, size_t len);
+FANQ_API int fanq_bus_prometheus(fanq_bus *bus, fanq_write_fn write,
+				 void *arg);
+
+FANQ_API const char *fanq_drop_reason_name(enum fanq_drop_reason r);
+FANQ_API const char *fanq_evict_reason_name(enum fanq_evict_reason r);
+
+/* -------------------------------------------------------------- health */
+
+/*
+ * Slow-consumer eviction rules; each is off when its field is 0 (the
+ * default).  Times use the bus clock.  All but hard_bytes are checked by
+ * fanq_bus_tick(), so they act within one tick of their threshold.
+ *
+ *  full_ns:        evict when the queue stays full (an offer did not fit,
+ *                  or it is at a limit) with nothing delivered, for full_ns.
+ *  drops, drops_window_ns:
+ *                  evict when more than `drops` messages were dropped by
+ *                  the policy within the last drops_window_ns.  Counted
+ *                  from samples taken at ticks at least window/8 apart.
+ *  idle_ns:        evict when nothing was drained (delivered, or
+ *                  fanq_sub_touch()) for idle_ns while something is queued.
+ *  hard_bytes:     evict as soon as queued bytes exceed it (checked by the
+ *                  publishing thread after each push).
+ *  soft_bytes, soft_ns:
+ *                  evict when queued bytes stay above soft_bytes for
+ *                  soft_ns (as Redis's client-output-buffer-limit).
+ * An evicted subscriber gets nothing more; its backlog is released and
+ * counted FANQ_DROP_UNSUBSCRIBED; its group hands it out once more
+ * (fanq_group_next_ready) and its pop/drain calls return FANQ_ECLOSED;
+ * the eviction is logged and reported as FANQ_EVENT_EVICTED.
+ */
+typedef struct fanq_health_rules {
+	uint64_t full_ns;
+	uint64_t drops;
+	uint64_t drops_window_ns;
+	uint64_t idle_ns;
+	uint64_t hard_bytes;
+	uint64_t soft_bytes;
+	uint64_t soft_ns;
+} fanq_health_rules;
+
+/*
+ * Rules of one subscriber (copied; all zero turns them off).  Owner
+ * thread, any time; a change restarts the drop window and the soft-limit
+ * timer (full and idle times belong to the subscriber).  FANQ_EINVAL for
+ * drops without a window, soft_ns without soft_bytes, or soft_bytes above
+ * hard_bytes.  Allocates about 200 bytes while rules are on.
+ */
+FANQ_API int fanq_sub_set_health(fanq_sub *sub, const fanq_health_rules *r);
+
+/*
+ * Default rules for subscribers attached to the group from now on that
+ * have none of their own (copied at attach).  Group owner thread.
+ */
+FANQ_API int fanq_group_set_health(fanq_group *g, const fanq_health_rules *r);
+
+/*
+ * Evaluate time-based state: drop summaries, utilisation alerts, eviction
+ * rules, and the since_drain/full_for stats.  The host calls it
+ * periodically from one thread (FANQ_EBUSY if another thread is in it),
+ * e.g. every 100 ms; log and event callbacks run in that thread.  Walks
+ * every subscriber under an RCU read lock, lock-free; reads the clock
+ * once.  Returns the number of subscribers it evicted.
+ */
+FANQ_API int fanq_bus_tick(fanq_bus *bus);
+
+/*
+ * Liveness the host feeds: call after a successful write to the
+ * subscriber's client.  It counts as draining for the idle rule and
+ * restarts the heartbeat interval.  Owner thread; reads the clock.
+ */
+FANQ_API int fanq_sub_touch(fanq_sub *sub);
+
+/*
+ * 1 when the subscriber has had nothing queued or in flight and no touch
+ * for interval_ns: send a heartbeat (e.g. an SSE comment) now; the
+ * interval restarts.  0 otherwise, in particular while backlogged.
+ * Owner thread; reads the clock.  FANQ_ECLOSED once evicted.
+ */
+FANQ_API int fanq_sub_heartbeat_due(fanq_sub *sub, uint64_t interval_ns);
+
+/*
+ * 1 and the rule in *why (may be NULL) if the subscriber was evicted,
+ * else 0.  Any thread holding the handle.
+ */
+FANQ_API int fanq_sub_evicted(const fanq_sub *sub, enum fanq_evict_reason *why);
 
 #ifdef __cplusplus
 }

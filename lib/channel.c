@@ -119,7 +119,7 @@ static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 {
 	struct history *h = atomic_load_explicit(&ch->hist, memory_order_relaxed);
 	struct member *mb;
-	uint32_t accepted = 0, dropped = 0;
+	uint32_t accepted = 0, dropped = 0, offered = 0;
 
 	m->seq = atomic_load_explicit(&ch->seq, memory_order_relaxed) + 1;
 	/* readers of fanq_channel_last_seq() see a seq only once given */
@@ -130,9 +130,12 @@ static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 		FANQ_TSAN_ACQUIRE(mb);
 		int r = sub_offer(mb->link->sub_owner, mb->link, m);
 
+		offered += r != 0;
 		accepted += !!(r & OFFER_ACCEPTED);
 		dropped += !!(r & OFFER_DROPPED);
 	}
+	/* one add per publish; only this fan-out thread writes it */
+	atomic_fetch_add_explicit(&ch->enqueued, offered, memory_order_relaxed);
 	if (res) {
 		res->seq = m->seq;
 		res->accepted = accepted;
@@ -159,6 +162,7 @@ static void member_add(struct fanq_channel *ch, struct member *mb)
 {
 	FANQ_TSAN_RELEASE(mb);
 	cds_list_add_tail_rcu(&mb->node, &ch->members);
+	atomic_fetch_add_explicit(&ch->subscribers, 1, memory_order_relaxed);
 }
 
 /*
@@ -223,6 +227,7 @@ static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
 	case OP_UNSUBSCRIBE:
 		mb = caa_container_of(op, struct member, del);
 		cds_list_del_rcu(&mb->node);
+		atomic_fetch_sub_explicit(&ch->subscribers, 1, memory_order_relaxed);
 		FANQ_TSAN_RELEASE(mb);
 		urcu_bp_call_rcu(&mb->rcu, member_free_rcu);
 		break;

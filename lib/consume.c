@@ -102,9 +102,9 @@ void sub_release_held(struct fanq_sub *s, enum fanq_drop_reason why)
 	for (unsigned i = 0; i < s->npending; i++) {
 		if (s->pending[i].kind != FANQ_ENTRY_MSG)
 			continue;
+		sub_count_drop(s, s->pending[i].msg, why);
 		fanq_msg_release(s->pending[i].msg);
 		atomic_fetch_sub(&s->held, 1);
-		sub_count_drop(s, why);
 	}
 	s->npending = 0;
 }
@@ -116,8 +116,9 @@ int fanq_sub_pop(fanq_sub *s, fanq_entry *out)
 
 	if (!s || !out)
 		return FANQ_EINVAL;
-	if (s->closed)
-		return FANQ_ECLOSED;
+	rc = sub_consumer_check(s);
+	if (rc)
+		return rc;
 	rc = sub_take(s, out);
 	if (rc == 0 && out->kind == FANQ_ENTRY_MSG)
 		sub_delivered(s);
@@ -127,11 +128,13 @@ int fanq_sub_pop(fanq_sub *s, fanq_entry *out)
 int fanq_sub_pop_batch(fanq_sub *s, fanq_entry *out, size_t n)
 {
 	size_t i;
+	int rc;
 
 	if (!s || !out || n == 0 || n > INT32_MAX)
 		return FANQ_EINVAL;
-	if (s->closed)
-		return FANQ_ECLOSED;
+	rc = sub_consumer_check(s);
+	if (rc)
+		return rc;
 	for (i = 0; i < n; i++)
 		if (fanq_sub_pop(s, &out[i]) != 0)
 			break;
@@ -149,8 +152,9 @@ int fanq_sub_peek(fanq_sub *s, fanq_entry *out)
 
 	if (!s || !out)
 		return FANQ_EINVAL;
-	if (s->closed)
-		return FANQ_ECLOSED;
+	rc = sub_consumer_check(s);
+	if (rc)
+		return rc;
 	rc = sub_fill(s);
 	if (rc == 0)
 		*out = s->pending[0];

@@ -45,6 +45,7 @@ int fanq_sub_set_framer(fanq_sub *s, const fanq_framer *f)
 		return FANQ_EINVAL;
 	if (s->closed)
 		return FANQ_ECLOSED;
+	/* an evicted subscriber may still get a framer: it writes nothing */
 	d = drain_get(s);
 	if (!d)
 		return FANQ_ENOMEM;
@@ -117,12 +118,13 @@ int fanq_sub_drain_iov(fanq_sub *s, struct iovec *iov, int iovmax, size_t max_by
 {
 	struct drain *d;
 	size_t bytes = 0, skip;
-	int cnt = 0;
+	int cnt = 0, rc;
 
 	if (!s || !iov || iovmax <= 0 || max_bytes == 0)
 		return FANQ_EINVAL;
-	if (s->closed)
-		return FANQ_ECLOSED;
+	rc = sub_consumer_check(s);
+	if (rc)
+		return rc;
 	d = drain_get(s);
 	if (!d)
 		return FANQ_ENOMEM;
@@ -170,11 +172,13 @@ static void drain_pop(struct fanq_sub *s, struct drain *d)
 int fanq_sub_drain_commit(fanq_sub *s, size_t written)
 {
 	struct drain *d;
+	int rc;
 
 	if (!s)
 		return FANQ_EINVAL;
-	if (s->closed)
-		return FANQ_ECLOSED;
+	rc = sub_consumer_check(s);
+	if (rc)
+		return rc;
 	d = s->drain;
 	if (written > drain_pending_bytes(d))
 		return FANQ_EINVAL; /* more than was handed out: change nothing */
@@ -191,8 +195,11 @@ int fanq_sub_drain_commit(fanq_sub *s, size_t written)
 	return 0;
 }
 
-/* Last reference: entries held for writing are dropped. */
-void drain_free(struct fanq_sub *s)
+/*
+ * Consumer (or the last reference): the entries held for writing are
+ * dropped, counted FANQ_DROP_UNSUBSCRIBED; a partial write is forgotten.
+ */
+void drain_release(struct fanq_sub *s)
 {
 	struct drain *d = s->drain;
 
@@ -201,10 +208,18 @@ void drain_free(struct fanq_sub *s)
 	for (unsigned i = 0; i < d->n; i++) {
 		if (d->items[i].e.kind != FANQ_ENTRY_MSG)
 			continue;
+		sub_count_drop(s, d->items[i].e.msg, FANQ_DROP_UNSUBSCRIBED);
 		fanq_msg_release(d->items[i].e.msg);
 		atomic_fetch_sub(&s->held, 1);
-		sub_count_drop(s, FANQ_DROP_UNSUBSCRIBED);
 	}
-	free(d);
+	d->n = 0;
+	d->off = 0;
+}
+
+/* Last reference. */
+void drain_free(struct fanq_sub *s)
+{
+	drain_release(s);
+	free(s->drain);
 	s->drain = NULL;
 }

@@ -17,6 +17,11 @@
  *     and looks again, so a signal consumed by that read always comes with
  *     a subscriber the second look finds.
  * The ready list holds a reference on each subscriber queued on it.
+ *
+ * Notifiers (fan-out threads, the ticker evicting a subscriber) run inside
+ * rcu_read_lock and may still be enqueueing when the owner closes the
+ * group, so its memory and eventfd are released a grace period after
+ * fanq_group_close(), and the list is emptied again then.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -31,6 +36,9 @@ struct fanq_group {
 	fanq_bus *bus;
 	int efd;
 	atomic_uint attached;
+	bool has_rules;                /* owner thread only */
+	fanq_health_rules rules;
+	struct rcu_head rcu;
 };
 
 /* Any thread.  See fanq.h. */
@@ -60,16 +68,38 @@ int fanq_group_fd(const fanq_group *g)
 	return g ? g->efd : FANQ_EINVAL;
 }
 
+/* Owner thread.  See fanq.h. */
+int fanq_group_set_health(fanq_group *g, const fanq_health_rules *r)
+{
+	int rc;
+
+	if (!g || !r)
+		return FANQ_EINVAL;
+	rc = health_rules_check(r);
+	if (rc)
+		return rc;
+	g->rules = *r;
+	g->has_rules = true;
+	return 0;
+}
+
 /* Owner thread, before the subscriber is subscribed anywhere. */
 int fanq_group_attach(fanq_group *g, fanq_sub *s)
 {
+	int rc;
+
 	if (!g || !s || g->bus != s->bus)
 		return FANQ_EINVAL;
 	if (s->closed)
 		return FANQ_ECLOSED;
-	if (s->group || s->links)
+	if (atomic_load(&s->group) || s->links)
 		return FANQ_EBUSY;
-	s->group = g;
+	if (g->has_rules && !atomic_load(&s->health)) {
+		rc = health_attach(s, &g->rules);
+		if (rc)
+			return rc;
+	}
+	atomic_store(&s->group, g);
 	atomic_fetch_add(&g->attached, 1);
 	/* data queued before attaching would never be signalled */
 	if (atomic_load(&s->msgs) || s->npending)
@@ -83,7 +113,7 @@ void group_detach(struct fanq_group *g)
 	atomic_fetch_sub(&g->attached, 1);
 }
 
-/* Fan-out thread (step 1 above): s is ready; it was not queued. */
+/* Notifier inside rcu_read_lock (step 1 above): s is ready; it was not queued. */
 void group_enqueue(struct fanq_group *g, struct fanq_sub *s)
 {
 	static const uint64_t one = 1;
@@ -130,19 +160,36 @@ int fanq_group_next_ready(fanq_group *g, fanq_sub **out)
 	return 0;
 }
 
-/* Owner thread.  Fails with FANQ_EBUSY while subscribers are attached. */
-int fanq_group_close(fanq_group *g)
+static void group_empty(struct fanq_group *g)
 {
 	struct fanq_sub *s;
 
+	while ((s = group_dequeue(g)))
+		sub_put(s);
+}
+
+/* A grace period after close: no notifier can reach g any more. */
+static void group_free_rcu(struct rcu_head *head)
+{
+	struct fanq_group *g = caa_container_of(head, struct fanq_group, rcu);
+
+	FANQ_TSAN_GRACE_OVER();
+	FANQ_TSAN_ACQUIRE(g);
+	group_empty(g);
+	close(g->efd);
+	free(g);
+}
+
+/* Owner thread.  Fails with FANQ_EBUSY while subscribers are attached. */
+int fanq_group_close(fanq_group *g)
+{
 	if (!g)
 		return FANQ_EINVAL;
 	if (atomic_load(&g->attached))
 		return FANQ_EBUSY;
-	while ((s = group_dequeue(g)))
-		sub_put(s);
-	close(g->efd);
+	group_empty(g);
 	atomic_fetch_sub(&g->bus->live_groups, 1);
-	free(g);
+	FANQ_TSAN_RELEASE(g);
+	urcu_bp_call_rcu(&g->rcu, group_free_rcu);
 	return 0;
 }

@@ -13,11 +13,18 @@
  *  - evictor:    a fan-out thread taking the oldest entry of a lane
  *                because the subscriber is full (drop-oldest, priority).
  *                Evictors and the consumer both take from the lane head.
+ *  - ticker:     the one thread at a time inside fanq_bus_tick(): it walks
+ *                the bus's subscriber registry, logs drop summaries,
+ *                raises alerts and applies health rules (health.c).  When
+ *                it evicts a subscriber it also releases the backlog,
+ *                taking from the lanes like an evictor.
  *
- * Memory reclamation: lane segments, channel memberships and a
- * channel's history (its slot arrays and the references it drops) are
- * freed with call_rcu(); every access to them happens inside
- * rcu_read_lock() (bp flavour, so host threads need no registration).
+ * Memory reclamation: lane segments, channel memberships, a channel's
+ * history (its slot arrays and the references it drops), subscribers
+ * (after they leave the bus registry), groups, metadata, policies and
+ * health rules are freed with call_rcu(); every access to them by a
+ * thread that does not own them happens inside rcu_read_lock() (bp
+ * flavour, so host threads need no registration).
  *
  * liburcu is used out of line (no _LGPL_SOURCE): fanq's objects contain
  * no inlined LGPL code.
@@ -25,6 +32,7 @@
 #ifndef FANQ_INTERNAL_H
 #define FANQ_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -204,7 +212,7 @@ int lane_push(struct lane *l, fanq_msg *m, uint64_t ord);
 fanq_msg *lane_take(struct lane *l, uint64_t *ord, bool evict);
 fanq_msg *lane_peek(struct lane *l, uint64_t *ord);
 uint64_t lane_depth(const struct lane *l);
-uint64_t lane_destroy(struct lane *l);
+void lane_destroy(struct lane *l);
 
 /* ------------------------------------------------------------ channels */
 
@@ -221,6 +229,11 @@ struct fanq_channel {
 	/* NULL: no history.  Written by fan-out only (release); read by any
 	 * thread inside rcu_read_lock (acquire).  See history.c. */
 	_Atomic(struct history *) hist;
+	/* counters (fanq_channel_stats): enqueued and subscribers by this
+	 * channel's fan-out; dropped wherever one of its messages is dropped */
+	_Atomic uint64_t enqueued FANQ_ALIGNED;
+	_Atomic uint64_t subscribers;
+	_Atomic uint64_t dropped[FANQ_DROP_REASONS];
 	char name[];
 };
 
@@ -281,6 +294,44 @@ struct meta_kv {
 	char *key, *value;
 };
 
+/* Host metadata: replaced whole by the owner, freed after a grace period. */
+struct meta {
+	struct rcu_head rcu;
+	struct meta_kv kv[]; /* NULL-key terminated */
+};
+
+/* A subscriber's eviction rules and the ticker's state for them. */
+#define HEALTH_SAMPLES 8
+
+struct health {
+	struct rcu_head rcu;
+	fanq_health_rules rules;    /* immutable once published */
+	/* ticker only */
+	bool soft_over;
+	uint64_t soft_since_ns;
+	unsigned nsamples, first;   /* ring of (time, policy drops) samples */
+	struct {
+		uint64_t ns, drops;
+	} sample[HEALTH_SAMPLES];
+};
+
+/* sub->drop_state bits (log.c) */
+#define DROP_FULL 1u    /* an offer did not fit since the last tick */
+#define DROP_CLAIMED 2u /* a thread is logging the first drop of a burst */
+#define DROP_LOGGED 4u  /* ...and has logged it: the ticker owns the record */
+/* sub->drop_ch when drops came from more than one channel */
+#define DROP_CH_SEVERAL ((struct fanq_channel *)1)
+
+/* sub->watch bits (health.c) */
+#define WATCH_FULL 1u      /* full at the last tick, since full_since_ns */
+#define WATCH_HIGH 2u      /* over the high alert level */
+#define WATCH_REPORTED 4u  /* eviction logged and reported */
+
+/*
+ * Three cache lines' worth of regions, each filled to its line, so an idle
+ * subscriber stays 448 bytes: new state goes into struct health or
+ * another separately allocated struct.
+ */
 struct fanq_sub {
 	/* read-mostly */
 	uint64_t id;
@@ -289,9 +340,14 @@ struct fanq_sub {
 	struct lane *lanes;
 	_Atomic uint64_t max_msgs, max_bytes;
 	_Atomic(struct policy *) policy;
-	_Atomic(struct meta_kv *) meta; /* NULL-key terminated array */
-	struct fanq_group *group;
+	_Atomic(struct meta *) meta;
+	/* set by the owner at attach; read by fan-out and the ticker */
+	_Atomic(struct fanq_group *) group;
 	atomic_uint refs;
+	atomic_int evicted;     /* enum fanq_evict_reason; set once, by CAS */
+	struct cds_lfht_node reg_node;  /* bus->subs, keyed by id */
+	struct rcu_head rcu;    /* frees s a grace period after it leaves it */
+	_Atomic(struct health *) health; /* owner writes; RCU */
 
 	/* fan-out side */
 	_Atomic uint64_t msgs FANQ_ALIGNED; /* reserved capacity */
@@ -301,6 +357,12 @@ struct fanq_sub {
 	_Atomic uint64_t dropped[FANQ_DROP_REASONS];
 	atomic_int ready;       /* 1 while queued on (or owed to) the group */
 	struct cds_wfcq_node ready_node;
+	/* drop record (log.c): written by the thread counting a policy drop;
+	 * the drop_line_ fields by the first-drop logger, then the ticker */
+	atomic_uint drop_state;
+	_Atomic uint64_t drop_first_seq, drop_last_seq;
+	_Atomic(struct fanq_channel *) drop_ch;
+	_Atomic uint64_t drop_line_ns, drop_line_total;
 
 	/* consumer side */
 	_Atomic uint64_t delivered FANQ_ALIGNED;
@@ -309,7 +371,13 @@ struct fanq_sub {
 	unsigned npending;      /* entries taken, not yet handed out: */
 	fanq_entry pending[2];  /* a GAP and its message, or a peeked one */
 	struct drain *drain;
-	bool closed;
+	atomic_bool closed;     /* written by the owner, read by the ticker */
+	/* watched by the ticker (health.c); touch_ns written by the owner */
+	atomic_uint watch;
+	_Atomic uint64_t touch_ns;
+	_Atomic uint64_t progress_ns;   /* last tick that saw it drain */
+	_Atomic uint64_t full_since_ns; /* first tick of the current full run */
+	uint64_t seen_delivered;        /* ticker only: delivered at last tick */
 };
 
 /* sub_offer() result bits */
@@ -317,15 +385,21 @@ struct fanq_sub {
 #define OFFER_DROPPED 2
 
 void sub_get(struct fanq_sub *s);
+bool sub_tryget(struct fanq_sub *s);
 void sub_put(struct fanq_sub *s);
 int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m);
 void sub_unreserve(struct fanq_sub *s, uint64_t len);
-void sub_count_drop(struct fanq_sub *s, enum fanq_drop_reason why);
+void sub_count_drop(struct fanq_sub *s, const fanq_msg *m,
+		    enum fanq_drop_reason why);
 void sub_notify_group(struct fanq_sub *s);
 struct link *sub_link_find(const struct fanq_sub *s,
 			   const struct fanq_channel *ch);
 int sub_take(struct fanq_sub *s, fanq_entry *out);
 void sub_release_held(struct fanq_sub *s, enum fanq_drop_reason why);
+uint64_t sub_release_backlog(struct fanq_sub *s);
+int sub_consumer_check(struct fanq_sub *s);
+uint64_t sub_policy_drops(const struct fanq_sub *s);
+void drain_release(struct fanq_sub *s);
 void drain_free(struct fanq_sub *s);
 
 /* ------------------------------------------------------------ policies */
@@ -336,6 +410,7 @@ int policy_on_full(const struct policy *p, const struct fanq_sub *s,
 enum fanq_drop_reason policy_evict_reason(const struct policy *p);
 enum fanq_drop_reason policy_reject_reason(const struct policy *p);
 unsigned policy_levels(const struct policy *p);
+const char *policy_name(const struct policy *p);
 
 void sub_offer_gap(struct fanq_sub *s, struct link *lk, fanq_msg *marker);
 
@@ -365,12 +440,85 @@ void group_detach(struct fanq_group *g);
 
 /* ----------------------------------------------------------------- bus */
 
+/* Counters of freed subscribers, so bus totals never decrease. */
+struct bus_folded {
+	uint64_t enqueued, delivered;
+	uint64_t dropped[FANQ_DROP_REASONS];
+};
+
 struct fanq_bus {
 	struct cds_lfht *channels;
+	struct cds_lfht *subs;  /* every subscriber until it is freed, by id */
 	atomic_uint live_subs;
 	atomic_uint live_groups;
 	atomic_uint channel_handles;
+	/* settings: written before the bus is shared (fanq_bus_set_*) */
+	fanq_clock_fn clock;
+	void *clock_arg;
+	fanq_log_fn log;
+	void *log_arg;
+	uint64_t log_interval_ns;
+	fanq_event_fn event;
+	void *event_arg;
+	unsigned alert_high_pct, alert_low_pct;
+	/* ticker */
+	atomic_int ticking;
+	_Atomic uint64_t tick_ns;  /* time of the last tick (0: none yet) */
+	_Atomic uint64_t evicted[FANQ_EVICT_REASONS];
+	/* subscribers leave `subs` and are folded in under fold_mu (stats.c) */
+	pthread_mutex_t fold_mu;
+	struct bus_folded folded;
 };
+
+/*
+ * Walk bus->subs inside rcu_read_lock.  Unlike cds_lfht_for_each_entry(),
+ * never computes a subscriber from the NULL that ends the walk (UBSan
+ * rejects that offset from NULL).
+ */
+static inline struct fanq_sub *bus_sub_of(struct cds_lfht_iter *it)
+{
+	struct cds_lfht_node *n = cds_lfht_iter_get_node(it);
+
+	return n ? caa_container_of(n, struct fanq_sub, reg_node) : NULL;
+}
+
+#define bus_for_each_sub(bus, it, s)                                  \
+	for (cds_lfht_first((bus)->subs, (it)); ((s) = bus_sub_of(it)); \
+	     cds_lfht_next((bus)->subs, (it)))
+
+uint64_t bus_now(const struct fanq_bus *bus);
+void bus_sub_register(struct fanq_bus *bus, struct fanq_sub *s);
+struct fanq_sub *bus_sub_find(struct fanq_bus *bus, uint64_t id);
+
+/* --------------------------------------------------------------- stats */
+
+/* Bus totals plus a histogram of queue depth over open subscribers. */
+#define STATS_DEPTH_BUCKETS 7 /* le 0, 1, 10, ... 100000; then +Inf */
+
+struct stats_walk {
+	fanq_bus_stats t;
+	uint64_t depth_le[STATS_DEPTH_BUCKETS]; /* cumulative */
+	uint64_t depth_count, depth_sum;
+};
+
+void stats_fold(struct fanq_sub *s);
+void stats_sub_snapshot(const struct fanq_sub *s, fanq_sub_stats *out);
+void stats_collect(struct fanq_bus *bus, struct stats_walk *w);
+const uint64_t *stats_depth_bounds(void);
+
+/* ----------------------------------------------------------------- log */
+
+void log_drop(struct fanq_sub *s, const fanq_msg *m, enum fanq_drop_reason why);
+void log_tick_sub(struct fanq_bus *bus, struct fanq_sub *s, uint64_t now);
+void log_sub_line(struct fanq_bus *bus, fanq_log_record *r,
+		  const struct fanq_sub *s, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* -------------------------------------------------------------- health */
+
+int health_rules_check(const fanq_health_rules *r);
+int health_attach(struct fanq_sub *s, const fanq_health_rules *r);
+bool sub_evict_claim(struct fanq_sub *s, enum fanq_evict_reason why);
 
 
 #endif /* FANQ_INTERNAL_H */

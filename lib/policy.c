@@ -14,6 +14,22 @@ unsigned policy_levels(const struct policy *p)
 	return 1;
 }
 
+/* For logs and stats: "drop-new", ..., or the custom policy's name. */
+const char *policy_name(const struct policy *p)
+{
+	switch (p->kind) {
+	case FANQ_DROP_NEW:
+		return "drop-new";
+	case FANQ_DROP_OLDEST:
+		return "drop-oldest";
+	case FANQ_PRIORITY:
+		return "priority";
+	case FANQ_CUSTOM:
+		break;
+	}
+	return p->ops.name ? p->ops.name : "custom";
+}
+
 unsigned policy_lane(const struct policy *p, unsigned levels, const fanq_msg *m)
 {
 	unsigned lane = 0;

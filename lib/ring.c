@@ -274,29 +274,18 @@ uint64_t lane_depth(const struct lane *l)
 }
 
 /*
- * Last user, after a grace period since any producer or taker could reach
- * the lane: releases the entries left and frees every segment.  Returns
- * how many messages it released.
+ * Last user, a grace period after any producer or taker could reach the
+ * lane, which was emptied with lane_take() first (sub_release_backlog()):
+ * frees the segments left.
  */
-uint64_t lane_destroy(struct lane *l)
+void lane_destroy(struct lane *l)
 {
 	struct lane_seg *s = atomic_load(&l->head_seg);
-	uint64_t h = atomic_load(&l->head), t = atomic_load(&l->tail);
-	uint64_t released = 0;
 
-	for (; s; ) {
+	while (s) {
 		struct lane_seg *n = atomic_load(&s->next);
 
-		for (; h < t && h < s->base + LANE_SEG; h++) {
-			fanq_msg *m = atomic_load(&s->slot[h - s->base].msg);
-
-			if (m == LANE_EVICTED)
-				continue;
-			released += !m->gap_marker;
-			fanq_msg_release(m);
-		}
 		free(s);
 		s = n;
 	}
-	return released;
 }

@@ -6,7 +6,14 @@
  * that checks its limit) and released when an entry leaves the lanes, so
  * the limits hold at every instant.  Accounting: every offer counts
  * `enqueued`; each message then ends in exactly one of delivered,
- * dropped[reason] or still queued/held.
+ * dropped[reason] or still queued/held.  An evicted subscriber is offered
+ * nothing more (not counted).
+ *
+ * Lifetime: the owner's handle, each channel membership and the group's
+ * ready list hold references.  The last one releases what is left, folds
+ * the counters into the bus totals and removes the subscriber from the
+ * bus registry; the memory goes a grace period later, because registry
+ * readers (ticker, stats) may still be looking at it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +55,11 @@ int fanq_sub_new(fanq_bus *bus, fanq_sub **out)
 	atomic_init(&s->max_bytes, FANQ_DEFAULT_QUEUE_BYTES);
 	atomic_init(&s->refs, 1);
 	cds_wfcq_node_init(&s->ready_node);
+	/* the idle rule and heartbeats count from creation */
+	atomic_init(&s->touch_ns, bus_now(bus));
+	atomic_init(&s->progress_ns, atomic_load(&s->touch_ns));
 	atomic_fetch_add(&bus->live_subs, 1);
+	bus_sub_register(bus, s);
 	*out = s;
 	return 0;
 fail:
@@ -70,25 +81,52 @@ void sub_get(struct fanq_sub *s)
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 }
 
-static void meta_free(struct meta_kv *kv)
+/*
+ * A registry reader (inside rcu_read_lock) that needs the lanes: take a
+ * reference unless the last one is gone (s is being freed).
+ */
+bool sub_tryget(struct fanq_sub *s)
 {
-	for (struct meta_kv *p = kv; p && p->key; p++) {
+	unsigned r = atomic_load_explicit(&s->refs, memory_order_relaxed);
+
+	do {
+		if (r == 0)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&s->refs, &r, r + 1,
+							memory_order_acquire,
+							memory_order_relaxed));
+	return true;
+}
+
+static void meta_free(struct meta *m)
+{
+	if (!m)
+		return;
+	for (struct meta_kv *p = m->kv; p->key; p++) {
 		free(p->key);
 		free(p->value);
 	}
-	free(kv);
+	free(m);
 }
 
-/* Last reference: no fan-out thread can reach s any more. */
-static void sub_free(struct fanq_sub *s)
+static void meta_free_rcu(struct rcu_head *head)
 {
-	uint64_t left = 0;
+	struct meta *m = caa_container_of(head, struct meta, rcu);
 
-	sub_release_held(s, FANQ_DROP_UNSUBSCRIBED);
-	drain_free(s);
+	FANQ_TSAN_GRACE_OVER();
+	FANQ_TSAN_ACQUIRE(m);
+	meta_free(m);
+}
+
+/* A grace period after sub_free(): no registry reader can see s. */
+static void sub_free_rcu(struct rcu_head *head)
+{
+	struct fanq_sub *s = caa_container_of(head, struct fanq_sub, rcu);
+
+	FANQ_TSAN_GRACE_OVER();
+	FANQ_TSAN_ACQUIRE(s);
 	for (unsigned i = 0; i < s->levels; i++)
-		left += lane_destroy(&s->lanes[i]);
-	atomic_fetch_add(&s->dropped[FANQ_DROP_UNSUBSCRIBED], left);
+		lane_destroy(&s->lanes[i]);
 	while (s->links) {
 		struct link *n = s->links->next;
 
@@ -98,7 +136,67 @@ static void sub_free(struct fanq_sub *s)
 	free(s->lanes);
 	free(atomic_load(&s->policy));
 	meta_free(atomic_load(&s->meta));
+	free(atomic_load(&s->health));
 	free(s);
+}
+
+/*
+ * Last reference: no fan-out thread, consumer or ticker can reach the
+ * lanes any more.  Release everything left, then fold the final counts
+ * into the bus totals.
+ */
+static void sub_free(struct fanq_sub *s)
+{
+	sub_release_held(s, FANQ_DROP_UNSUBSCRIBED);
+	drain_free(s);
+	sub_release_backlog(s);
+	stats_fold(s);
+	FANQ_TSAN_RELEASE(s);
+	urcu_bp_call_rcu(&s->rcu, sub_free_rcu);
+}
+
+/*
+ * Any taker: release every entry of the lanes, counted
+ * FANQ_DROP_UNSUBSCRIBED.  A slot still being written is claimed like an
+ * evictor does (its producer then counts it).  Returns how many.
+ */
+uint64_t sub_release_backlog(struct fanq_sub *s)
+{
+	uint64_t n = 0, ord;
+	fanq_msg *m;
+
+	urcu_bp_read_lock();
+	for (unsigned i = 0; i < s->levels; i++) {
+		while ((m = lane_take(&s->lanes[i], &ord, true))) {
+			if (m == LANE_EVICTED)
+				continue;
+			if (!m->gap_marker) { /* a marker holds no room */
+				sub_unreserve(s, m->len);
+				sub_count_drop(s, m, FANQ_DROP_UNSUBSCRIBED);
+				n++;
+			}
+			fanq_msg_release(m);
+		}
+	}
+	fanq_read_unlock();
+	return n;
+}
+
+/*
+ * Consumer thread, at the top of every consume call: 0, or FANQ_ECLOSED
+ * when closed or evicted.  The consumer of an evicted subscriber releases
+ * what it holds and what a racing publisher pushed after the eviction.
+ */
+int sub_consumer_check(struct fanq_sub *s)
+{
+	if (s->closed)
+		return FANQ_ECLOSED;
+	if (!atomic_load_explicit(&s->evicted, memory_order_relaxed))
+		return 0;
+	sub_release_held(s, FANQ_DROP_UNSUBSCRIBED);
+	drain_release(s);
+	sub_release_backlog(s);
+	return FANQ_ECLOSED;
 }
 
 /* Any thread holding a reference. */
@@ -111,6 +209,8 @@ void sub_put(struct fanq_sub *s)
 /* Owner thread.  See fanq.h. */
 int fanq_sub_close(fanq_sub *s)
 {
+	struct fanq_group *g;
+
 	if (!s)
 		return FANQ_EINVAL;
 	if (s->closed)
@@ -119,8 +219,9 @@ int fanq_sub_close(fanq_sub *s)
 	for (struct link *lk = s->links; lk; lk = lk->next)
 		if (lk->member)
 			fanq_unsubscribe(s, lk->ch);
-	if (s->group)
-		group_detach(s->group);
+	g = atomic_load(&s->group);
+	if (g)
+		group_detach(g);
 	atomic_fetch_sub(&s->bus->live_subs, 1);
 	sub_put(s);
 	return 0;
@@ -354,9 +455,28 @@ void sub_unreserve(struct fanq_sub *s, uint64_t len)
 	atomic_fetch_sub_explicit(&s->msgs, 1, memory_order_relaxed);
 }
 
-void sub_count_drop(struct fanq_sub *s, enum fanq_drop_reason why)
+/*
+ * Any thread that drops m from s: count it for the subscriber and for m's
+ * channel; a drop by the policy also goes to the drop log (log.c).
+ */
+void sub_count_drop(struct fanq_sub *s, const fanq_msg *m,
+		    enum fanq_drop_reason why)
 {
 	atomic_fetch_add_explicit(&s->dropped[why], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->ch->dropped[why], 1, memory_order_relaxed);
+	if (why != FANQ_DROP_UNSUBSCRIBED)
+		log_drop(s, m, why);
+}
+
+/* Any thread: drops by the queue's policy (everything but unsubscribed). */
+uint64_t sub_policy_drops(const struct fanq_sub *s)
+{
+	uint64_t n = 0;
+
+	for (int r = 0; r < FANQ_DROP_REASONS; r++)
+		if (r != FANQ_DROP_UNSUBSCRIBED)
+			n += atomic_load_explicit(&s->dropped[r], memory_order_relaxed);
+	return n;
 }
 
 /* Evictor, inside rcu_read_lock: drop the oldest message of a lane. */
@@ -375,25 +495,44 @@ static bool sub_evict(struct fanq_sub *s, unsigned lane, const struct policy *p)
 	if (m == LANE_EVICTED)
 		return true; /* its producer counts the drop and frees the room */
 	sub_unreserve(s, m->len);
-	sub_count_drop(s, policy_evict_reason(p));
+	sub_count_drop(s, m, policy_evict_reason(p));
 	fanq_msg_release(m);
 	return true;
 }
 
-/* Fan-out thread (or owner at attach): s has data; wake its group once. */
+/*
+ * Fan-out thread (or owner at attach, or the ticker evicting s, inside
+ * rcu_read_lock): s has news; wake its group once.
+ */
 void sub_notify_group(struct fanq_sub *s)
 {
 	/* seq_cst exchange after the push: pairs with the exchange that
 	 * clears ready in fanq_group_next_ready() (lib/group.c, step 2) */
 	if (atomic_exchange(&s->ready, 1) == 0)
-		group_enqueue(s->group, s);
+		group_enqueue(atomic_load(&s->group), s);
 }
 
 /* Fan-out thread: the incoming message is dropped for why. */
-static int sub_reject(struct fanq_sub *s, enum fanq_drop_reason why)
+static int sub_reject(struct fanq_sub *s, const fanq_msg *m,
+		      enum fanq_drop_reason why)
 {
-	sub_count_drop(s, why);
+	sub_count_drop(s, m, why);
 	return OFFER_DROPPED;
+}
+
+/*
+ * Fan-out thread: the hard byte limit of the health rules is checked
+ * after each push, so no burst slips past it between ticks; the ticker
+ * reports the eviction and releases the backlog.
+ */
+static void sub_check_hard_limit(struct fanq_sub *s)
+{
+	/* RCU: the rules are freed after a grace period (health.c) */
+	struct health *h = atomic_load_explicit(&s->health, memory_order_acquire);
+
+	if (h && h->rules.hard_bytes &&
+	    atomic_load_explicit(&s->bytes, memory_order_relaxed) > h->rules.hard_bytes)
+		sub_evict_claim(s, FANQ_EVICT_HARD_BYTES);
 }
 
 /*
@@ -406,19 +545,25 @@ static int sub_reject(struct fanq_sub *s, enum fanq_drop_reason why)
 
 /*
  * Fan-out thread of lk's channel, inside rcu_read_lock.  Offers m to s
- * under its policy; returns OFFER_* bits.  Lock-free: every loop
- * iteration reserves room, evicts an entry, or counts towards the bound.
+ * under its policy; returns OFFER_* bits (0: s is evicted and m was not
+ * offered).  Lock-free: every loop iteration reserves room, evicts an
+ * entry, or counts towards the bound.  The caller holds a reference to m.
  */
 int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 {
-	struct policy *p = atomic_load_explicit(&s->policy, memory_order_acquire);
-	unsigned lane = policy_lane(p, s->levels, m);
-	uint64_t ord = ++lk->prod_ord[lane];
+	struct policy *p;
+	unsigned lane;
+	uint64_t ord;
 	int r = 0, retries = 0, rc;
 
+	if (atomic_load_explicit(&s->evicted, memory_order_relaxed))
+		return 0;
+	p = atomic_load_explicit(&s->policy, memory_order_acquire);
+	lane = policy_lane(p, s->levels, m);
+	ord = ++lk->prod_ord[lane];
 	atomic_fetch_add_explicit(&s->enqueued, 1, memory_order_relaxed);
 	if (m->len > atomic_load_explicit(&s->max_bytes, memory_order_relaxed))
-		return sub_reject(s, FANQ_DROP_FULL_NEW);
+		return sub_reject(s, m, FANQ_DROP_FULL_NEW);
 	while (!sub_reserve(s, m->len)) {
 		int victim = policy_on_full(p, s, m, lane);
 
@@ -427,7 +572,7 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 			continue;
 		}
 		if (victim < 0 || ++retries > OFFER_RETRIES)
-			return sub_reject(s, policy_reject_reason(p));
+			return sub_reject(s, m, policy_reject_reason(p));
 		caa_cpu_relax();
 	}
 	fanq_msg_ref(m);
@@ -435,11 +580,16 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 	if (rc) {
 		sub_unreserve(s, m->len);
 		fanq_msg_release(m);
-		/* FANQ_ECLOSED: another fan-out thread evicted it in flight */
-		return sub_reject(s, rc == FANQ_ECLOSED ? policy_evict_reason(p)
-							 : FANQ_DROP_FULL_NEW);
+		/* FANQ_ECLOSED: claimed in flight by another fan-out thread's
+		 * eviction, or by the release of an evicted subscriber */
+		if (rc != FANQ_ECLOSED)
+			return sub_reject(s, m, FANQ_DROP_FULL_NEW);
+		return sub_reject(s, m, atomic_load(&s->evicted)
+						? FANQ_DROP_UNSUBSCRIBED
+						: policy_evict_reason(p));
 	}
-	if (s->group)
+	sub_check_hard_limit(s);
+	if (atomic_load_explicit(&s->group, memory_order_relaxed))
 		sub_notify_group(s);
 	return r | OFFER_ACCEPTED;
 }
@@ -465,78 +615,66 @@ void sub_offer_gap(struct fanq_sub *s, struct link *lk, fanq_msg *marker)
 		sub_notify_group(s);
 }
 
-/* Owner thread.  Copies key and value; replaces an existing key. */
+/*
+ * Owner thread.  Copies key and value; replaces an existing key.  The old
+ * array is freed after a grace period: registry readers (logging, stats)
+ * read it inside rcu_read_lock at any time.
+ */
 int fanq_sub_set_meta(fanq_sub *s, const char *key, const char *value)
 {
-	struct meta_kv *old, *kv;
+	struct meta *old, *m;
 	size_t n = 0, i, j = 0;
 
 	if (!s || !key || !*key || !value)
 		return FANQ_EINVAL;
 	old = atomic_load(&s->meta);
-	while (old && old[n].key)
+	while (old && old->kv[n].key)
 		n++;
-	kv = fanq_calloc(n + 2, sizeof(*kv));
-	if (!kv)
+	m = fanq_calloc(1, sizeof(*m) + (n + 2) * sizeof(m->kv[0]));
+	if (!m)
 		return FANQ_ENOMEM;
 	for (i = 0; i < n; i++) {
-		if (strcmp(old[i].key, key) == 0)
+		if (strcmp(old->kv[i].key, key) == 0)
 			continue;
-		kv[j].key = fanq_strdup(old[i].key);
-		kv[j].value = fanq_strdup(old[i].value);
-		if (!kv[j].key || !kv[j].value)
+		m->kv[j].key = fanq_strdup(old->kv[i].key);
+		m->kv[j].value = fanq_strdup(old->kv[i].value);
+		if (!m->kv[j].key || !m->kv[j].value)
 			goto nomem;
 		j++;
 	}
-	kv[j].key = fanq_strdup(key);
-	kv[j].value = fanq_strdup(value);
-	if (!kv[j].key || !kv[j].value)
+	m->kv[j].key = fanq_strdup(key);
+	m->kv[j].value = fanq_strdup(value);
+	if (!m->kv[j].key || !m->kv[j].value)
 		goto nomem;
-	atomic_store_explicit(&s->meta, kv, memory_order_release);
-	/* readers (logging, stats) can only hold it once s is subscribed */
-	if (old && s->links)
-		urcu_bp_synchronize_rcu();
-	meta_free(old);
+	atomic_store_explicit(&s->meta, m, memory_order_release);
+	if (old) {
+		FANQ_TSAN_RELEASE(old);
+		urcu_bp_call_rcu(&old->rcu, meta_free_rcu);
+	}
 	return 0;
 nomem:
 	/* meta_free() stops at the first NULL key: a pair whose key copy
 	 * failed may still hold its value copy */
-	if (!kv[j].key)
-		free(kv[j].value);
-	meta_free(kv);
+	if (!m->kv[j].key)
+		free(m->kv[j].value);
+	meta_free(m);
 	return FANQ_ENOMEM;
 }
 
-/* Owner thread (the pointer is valid until the key is set again). */
+/*
+ * The owner thread (valid until the key is set again), or a reader inside
+ * rcu_read_lock (valid until it unlocks): see fanq.h.
+ */
 const char *fanq_sub_meta(const fanq_sub *s, const char *key)
 {
-	struct meta_kv *kv;
+	struct meta *m;
 
 	if (!s || !key)
 		return NULL;
-	kv = atomic_load_explicit(&s->meta, memory_order_acquire);
-	for (; kv && kv->key; kv++)
+	/* pairs with the release store in fanq_sub_set_meta() */
+	m = atomic_load_explicit(&s->meta, memory_order_acquire);
+	for (struct meta_kv *kv = m ? m->kv : NULL; kv && kv->key; kv++)
 		if (strcmp(kv->key, key) == 0)
 			return kv->value;
 	return NULL;
-}
-
-/* Any thread.  See fanq.h. */
-int fanq_sub_stats_get(const fanq_sub *s, fanq_sub_stats *out)
-{
-	if (!s || !out)
-		return FANQ_EINVAL;
-	memset(out, 0, sizeof(*out));
-	out->id = s->id;
-	out->queued_msgs = atomic_load(&s->msgs) + atomic_load(&s->held);
-	out->queued_bytes = atomic_load(&s->bytes);
-	out->high_water_msgs = atomic_load(&s->high_water);
-	out->enqueued = atomic_load(&s->enqueued);
-	out->delivered = atomic_load(&s->delivered);
-	for (int i = 0; i < FANQ_DROP_REASONS; i++)
-		out->dropped[i] = atomic_load(&s->dropped[i]);
-	out->max_msgs = atomic_load(&s->max_msgs);
-	out->max_bytes = atomic_load(&s->max_bytes);
-	out->policy = atomic_load(&s->policy)->kind;
-	return 0;
 }

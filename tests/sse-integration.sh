@@ -125,13 +125,13 @@ check "fast client saw no gap event" [ "$(grep -c 'fanq-gap' "$TMP/fast.out")" -
 
 check "/metrics is Prometheus text" scrape
 cp "$TMP/metrics.txt" "$TMP/metrics.first"
-enq=$(metric fanq_sse_enqueued_total)
-dlv=$(metric fanq_sse_deliveries_total)
-old=$(metric 'fanq_sse_drops_total{reason="evicted_oldest"}')
-new=$(metric 'fanq_sse_drops_total{reason="full_new"}')
-prio=$(metric 'fanq_sse_drops_total{reason="evicted_priority"}')
-unsub=$(metric 'fanq_sse_drops_total{reason="unsubscribed"}')
-depth=$(metric fanq_sse_queue_depth_sum)
+enq=$(metric fanq_enqueued_total)
+dlv=$(metric fanq_delivered_total)
+old=$(metric 'fanq_dropped_total{reason="evicted_oldest"}')
+new=$(metric 'fanq_dropped_total{reason="full_new"}')
+prio=$(metric 'fanq_dropped_total{reason="evicted_priority"}')
+unsub=$(metric 'fanq_dropped_total{reason="unsubscribed"}')
+depth=$(metric fanq_queued_messages)
 echo "     enqueued=$enq delivered=$dlv evicted_oldest=$old full_new=$new depth=$depth"
 check "publishes_total counts every POST" [ "$(metric fanq_sse_publishes_total)" = $MESSAGES ]
 check "enqueued = messages x subscribers" [ "$enq" = $((3 * MESSAGES)) ]
@@ -143,7 +143,7 @@ check "deliveries < enqueued: silent clients were not served" [ "${dlv:-0}" -lt 
 # Depth counts queued plus taken-for-writing (at most 256 KiB per writev:
 # 4 payloads here, plus one partly written).
 check "depth max stays within --queue-max + one writev" \
-	[ "$(metric fanq_sse_queue_depth_max)" -le $((QUEUE_MAX + 5)) ]
+	[ "$(metric fanq_queued_messages_max)" -le $((QUEUE_MAX + 5)) ]
 check "every message delivered, dropped or queued" \
 	[ $((dlv + old + new + depth)) = "$enq" ]
 
@@ -170,13 +170,13 @@ check "idle fast client got a keepalive comment" grep -qx ': keepalive' "$TMP/fa
 kill -9 "$SLOW_OLD" "$SLOW_NEW" 2>/dev/null
 check "server closes dead clients" wait_metric fanq_sse_connections 1
 scrape
-unsub=$(metric 'fanq_sse_drops_total{reason="unsubscribed"}')
-dlv=$(metric fanq_sse_deliveries_total)
-old=$(metric 'fanq_sse_drops_total{reason="evicted_oldest"}')
-new=$(metric 'fanq_sse_drops_total{reason="full_new"}')
+unsub=$(metric 'fanq_dropped_total{reason="unsubscribed"}')
+dlv=$(metric fanq_delivered_total)
+old=$(metric 'fanq_dropped_total{reason="evicted_oldest"}')
+new=$(metric 'fanq_dropped_total{reason="full_new"}')
 echo "     after close: delivered=$dlv unsubscribed=$unsub"
 check "closed clients: delivered + dropped = enqueued" \
-	[ $((dlv + old + new + unsub + $(metric fanq_sse_queue_depth_sum))) = "$(metric fanq_sse_enqueued_total)" ]
+	[ $((dlv + old + new + unsub + $(metric fanq_queued_messages))) = "$(metric fanq_enqueued_total)" ]
 
 # Still serving after all that.
 check "server process survived" kill -0 "$SERVER"

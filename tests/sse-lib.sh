@@ -1,9 +1,9 @@
 # sse-lib.sh - what the fanq-sse integration scripts share; sourced by
 # them (tests/check-runner.sh runs only tests/*-integration.sh).
 #
-#   sse_init SECONDS         $TMP, cleanup on every exit path (servers and
-#                            the pids in $pids killed), a watchdog that
-#                            ends the script after SECONDS
+#   sse_init SECONDS         $TMP, cleanup on every exit path (servers,
+#                            $SERVER and the pids in $pids killed), a
+#                            watchdog that ends the script after SECONDS
 #   ok / bad / check / finish  tallies; finish exits with the verdict
 #   sse_start OUT ARGS...    start $BIN --port 0 ARGS, stdout to OUT and
 #                            stderr to OUT.err; sets SERVER (its pid),
@@ -17,7 +17,9 @@ servers=()
 
 _sse_cleanup() {
 	local p
-	for p in "${pids[@]}" "${servers[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${pids[@]}" "${servers[@]}" ${SERVER:+"$SERVER"}; do
+		kill -9 "$p" 2>/dev/null
+	done
 	kill -TERM "$WATCHDOG" 2>/dev/null
 	rm -rf "$TMP"
 }

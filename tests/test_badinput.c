@@ -400,6 +400,144 @@ START_TEST(test_bus_close_busy)
 }
 END_TEST
 
+static uint64_t zero_clock(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* Settings: NULL bus, absurd values, and too late (bus shared). */
+START_TEST(test_bus_settings_bad_and_late)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_sub *sub;
+	fanq_channel *ch;
+
+	ck_assert_int_eq(fanq_bus_set_clock(NULL, zero_clock, NULL), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_set_log(NULL, NULL, NULL), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_set_log_interval(NULL, 1), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_set_log_interval(bus, 0), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_set_event_cb(NULL, NULL, NULL), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_set_alert_levels(NULL, 80, 50), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_set_alert_levels(bus, 50, 50), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_set_alert_levels(bus, 50, 60), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_set_alert_levels(bus, 101, 50), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_set_alert_levels(bus, 80, 0), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_set_alert_levels(bus, 100, 1), 0);
+	/* NULL restores the defaults */
+	ck_assert_int_eq(fanq_bus_set_clock(bus, NULL, NULL), 0);
+	ck_assert_int_eq(fanq_bus_set_log(bus, NULL, NULL), 0);
+	ck_assert_int_eq(fanq_bus_set_event_cb(bus, NULL, NULL), 0);
+	sub = tu_sub_new(bus, FANQ_DROP_NEW, 10, TU_BIG_BYTES);
+	ck_assert_int_eq(fanq_bus_set_clock(bus, zero_clock, NULL), FANQ_EBUSY);
+	ck_assert_int_eq(fanq_bus_set_log(bus, NULL, NULL), FANQ_EBUSY);
+	ck_assert_int_eq(fanq_bus_set_log_interval(bus, 1), FANQ_EBUSY);
+	ck_assert_int_eq(fanq_bus_set_event_cb(bus, NULL, NULL), FANQ_EBUSY);
+	ck_assert_int_eq(fanq_bus_set_alert_levels(bus, 80, 50), FANQ_EBUSY);
+	tu_sub_close(sub);
+	ch = tu_channel_open(bus, "c"); /* a channel handle: shared too */
+	ck_assert_int_eq(fanq_bus_set_log_interval(bus, 1), FANQ_EBUSY);
+	fanq_channel_release(ch);
+	ck_assert_int_eq(fanq_bus_set_log_interval(bus, 1), 0);
+	tu_bus_close(bus);
+}
+END_TEST
+
+static int visit_none(void *arg, const fanq_sub *sub, const fanq_sub_stats *st)
+{
+	(void)arg;
+	(void)sub;
+	(void)st;
+	return 0;
+}
+
+static int write_none(void *arg, const char *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	(void)len;
+	return 0;
+}
+
+START_TEST(test_observe_bad_arguments)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *ch = tu_channel_open(bus, "c");
+	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 10, TU_BIG_BYTES);
+	fanq_channel_stats cs;
+	fanq_bus_stats bs;
+	fanq_sub_stats top[2];
+	char buf[8];
+
+	ck_assert_int_eq(fanq_sub_set_meta(sub, "k", "v"), 0);
+	ck_assert_int_eq(fanq_channel_stats_get(NULL, &cs), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_channel_stats_get(ch, NULL), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_stats_get(NULL, &bs), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_stats_get(bus, NULL), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_foreach_sub(NULL, visit_none, NULL), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_foreach_sub(bus, NULL, NULL), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_top(NULL, FANQ_TOP_DEPTH, top, 2), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_top(bus, FANQ_TOP_DEPTH, NULL, 2), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_top(bus, FANQ_TOP_DEPTH, top, 0), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_top(bus, (enum fanq_top_by)3, top, 2), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_top(bus, (enum fanq_top_by)-1, top, 2), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_top(bus, FANQ_TOP_DEPTH, top, (size_t)INT32_MAX + 1),
+			 FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_sub_meta(NULL, fanq_sub_id(sub), "k", buf, 8), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_sub_meta(bus, fanq_sub_id(sub), NULL, buf, 8), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_sub_meta(bus, fanq_sub_id(sub), "k", NULL, 8), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_sub_meta(bus, fanq_sub_id(sub), "k", buf, 0), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_sub_meta(bus, 0, "k", buf, 8), FANQ_ENOENT);
+	ck_assert_int_eq(fanq_bus_prometheus(NULL, write_none, NULL), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_bus_prometheus(bus, NULL, NULL), FANQ_EINVAL);
+	ck_assert_str_eq(fanq_drop_reason_name(FANQ_DROP_REASONS), "unknown");
+	ck_assert_str_eq(fanq_drop_reason_name((enum fanq_drop_reason)-1), "unknown");
+	ck_assert_str_eq(fanq_evict_reason_name(FANQ_EVICT_REASONS), "unknown");
+	ck_assert_str_eq(fanq_evict_reason_name((enum fanq_evict_reason)-1), "unknown");
+	tu_sub_close(sub);
+	fanq_channel_release(ch);
+	tu_bus_close(bus);
+}
+END_TEST
+
+START_TEST(test_health_bad_arguments)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 10, TU_BIG_BYTES);
+	fanq_group *g;
+	fanq_health_rules ok = { .full_ns = 1 };
+	fanq_health_rules bad[] = {
+		{ .drops = 5 },                       /* drops without a window */
+		{ .soft_ns = 5 },                     /* soft time without bytes */
+		{ .soft_bytes = 10, .hard_bytes = 5 },/* soft above hard */
+	};
+	enum fanq_evict_reason why = FANQ_EVICT_FULL;
+
+	ck_assert_int_eq(fanq_group_new(bus, &g), 0);
+	ck_assert_int_eq(fanq_sub_set_health(NULL, &ok), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_sub_set_health(sub, NULL), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_group_set_health(NULL, &ok), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_group_set_health(g, NULL), FANQ_EINVAL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(fanq_sub_set_health(sub, &bad[i]), FANQ_EINVAL);
+		ck_assert_int_eq(fanq_group_set_health(g, &bad[i]), FANQ_EINVAL);
+	}
+	ck_assert_int_eq(fanq_bus_tick(NULL), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_sub_touch(NULL), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_sub_heartbeat_due(NULL, 1), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_sub_heartbeat_due(sub, 0), FANQ_EINVAL);
+	ck_assert_int_eq(fanq_sub_evicted(NULL, &why), FANQ_EINVAL);
+	ck_assert_int_eq(why, FANQ_EVICT_FULL); /* untouched */
+	ck_assert_int_eq(fanq_sub_evicted(sub, &why), 0);
+	ck_assert_int_eq(why, FANQ_EVICT_NONE);
+	ck_assert_int_eq(fanq_sub_set_health(sub, &ok), 0);
+	ck_assert_int_eq(fanq_group_set_health(g, &ok), 0);
+	ck_assert_int_eq(fanq_group_close(g), 0);
+	tu_sub_close(sub);
+	tu_bus_close(bus);
+}
+END_TEST
+
 Suite *fanq_test_suite(void)
 {
 	Suite *s = suite_create("badinput");
@@ -411,6 +549,8 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_sub_null_arguments);
 	tcase_add_test(tc, test_msg_accessors_null);
 	tcase_add_test(tc, test_group_bad_arguments);
+	tcase_add_test(tc, test_observe_bad_arguments);
+	tcase_add_test(tc, test_health_bad_arguments);
 	tc = tu_tcase(s, "values");
 	tcase_add_test(tc, test_channel_name_length);
 	tcase_add_test(tc, test_limits_zero_and_absurd);
@@ -421,5 +561,6 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_subscribe_after_bad_arguments);
 	tcase_add_test(tc, test_drain_commit_more_than_handed_out);
 	tcase_add_test(tc, test_bus_close_busy);
+	tcase_add_test(tc, test_bus_settings_bad_and_late);
 	return s;
 }

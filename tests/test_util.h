@@ -13,6 +13,7 @@
 #define FANQ_TEST_UTIL_H
 
 #include <check.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fanq.h"
@@ -249,6 +250,118 @@ static inline void tu_one_close(struct tu_one *w)
 	tu_sub_close(w->sub);
 	fanq_channel_release(w->ch);
 	tu_bus_close(w->bus);
+}
+
+/* ------------------------------------------------ monitoring and health */
+
+#define TU_MS 1000000ull       /* nanoseconds */
+#define TU_SEC 1000000000ull
+
+/* A fake clock the test moves by hand; tests are single-threaded. */
+struct tu_clock {
+	uint64_t ns;
+};
+
+static inline uint64_t tu_clock_read(void *arg)
+{
+	return ((struct tu_clock *)arg)->ns;
+}
+
+/* Every log line, kept whole; counted per event. */
+#define TU_LOG_MAX 64
+
+struct tu_log {
+	int lines;
+	int by_event[FANQ_LOG_QUEUE_LOW + 1];
+	char line[TU_LOG_MAX][512];
+	fanq_log_record rec[TU_LOG_MAX]; /* strings not valid after the call */
+};
+
+static inline void tu_log_capture(void *arg, const fanq_log_record *r)
+{
+	struct tu_log *l = arg;
+
+	if (l->lines < TU_LOG_MAX) {
+		snprintf(l->line[l->lines], sizeof(l->line[0]), "%s", r->line);
+		l->rec[l->lines] = *r;
+	}
+	l->lines++;
+	l->by_event[r->event]++;
+}
+
+/* The last line logged (asserts there is one). */
+static inline const char *tu_log_last(const struct tu_log *l)
+{
+	ck_assert_int_gt(l->lines, 0);
+	ck_assert_int_le(l->lines, TU_LOG_MAX);
+	return l->line[l->lines - 1];
+}
+
+/* Index of the last record of event ev (asserts there is one). */
+static inline int tu_log_last_idx(const struct tu_log *l, enum fanq_log_event ev)
+{
+	int i = (l->lines < TU_LOG_MAX ? l->lines : TU_LOG_MAX) - 1;
+
+	while (i >= 0 && l->rec[i].event != ev)
+		i--;
+	ck_assert_msg(i >= 0, "no log line of event %d", ev);
+	return i;
+}
+
+static inline const char *tu_log_last_of(const struct tu_log *l,
+					 enum fanq_log_event ev)
+{
+	return l->line[tu_log_last_idx(l, ev)];
+}
+
+struct tu_events {
+	int n;
+	int by_kind[FANQ_EVENT_EVICTED + 1];
+	fanq_event last;
+};
+
+static inline void tu_event_capture(void *arg, const fanq_event *ev)
+{
+	struct tu_events *e = arg;
+
+	e->n++;
+	e->by_kind[ev->kind]++;
+	e->last = *ev;
+}
+
+/* A bus on a fake clock starting at 1 s, logging and events captured. */
+struct tu_watch {
+	fanq_bus *bus;
+	struct tu_clock clock;
+	struct tu_log log;
+	struct tu_events events;
+};
+
+static inline void tu_watch_init(struct tu_watch *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->clock.ns = TU_SEC;
+	w->bus = tu_bus_new();
+	ck_assert_int_eq(fanq_bus_set_clock(w->bus, tu_clock_read, &w->clock), 0);
+	ck_assert_int_eq(fanq_bus_set_log(w->bus, tu_log_capture, &w->log), 0);
+	ck_assert_int_eq(fanq_bus_set_event_cb(w->bus, tu_event_capture, &w->events), 0);
+}
+
+/* Move the fake clock to t_ms (absolute) and tick; returns the tick's result. */
+static inline int tu_tick_at(struct tu_watch *w, uint64_t t_ms)
+{
+	w->clock.ns = t_ms * TU_MS;
+	return fanq_bus_tick(w->bus);
+}
+
+/* Publish n messages of len bytes; returns how many subscribers dropped. */
+static inline uint32_t tu_publish_n(fanq_channel *ch, unsigned n, size_t len)
+{
+	uint32_t dropped = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		dropped += tu_publish_len(ch, len, 'p', 0).dropped;
+	return dropped;
 }
 
 /* A TCase with the shared timeout, added to suite. */
