@@ -399,7 +399,6 @@ int fanq_bus_tick(fanq_bus *bus)
 		/* the reference keeps the lanes: the last one releases them */
 		if (s->closed || !sub_tryget(s))
 			continue;
-		FANQ_TSAN_ACQUIRE(s);
 		evicted += tick_sub(bus, s, now, prev);
 		sub_put(s);
 	}

@@ -478,13 +478,35 @@ struct fanq_bus {
 static inline struct fanq_sub *bus_sub_of(struct cds_lfht_iter *it)
 {
 	struct cds_lfht_node *n = cds_lfht_iter_get_node(it);
+	struct fanq_sub *s;
 
-	return n ? caa_container_of(n, struct fanq_sub, reg_node) : NULL;
+	if (!n)
+		return NULL;
+	s = caa_container_of(n, struct fanq_sub, reg_node);
+	FANQ_TSAN_ACQUIRE(s); /* pairs with the release in bus_sub_register() */
+	return s;
 }
 
 #define bus_for_each_sub(bus, it, s)                                  \
 	for (cds_lfht_first((bus)->subs, (it)); ((s) = bus_sub_of(it)); \
 	     cds_lfht_next((bus)->subs, (it)))
+
+/* The same walk over bus->channels (inside rcu_read_lock). */
+static inline struct fanq_channel *bus_channel_of(struct cds_lfht_iter *it)
+{
+	struct cds_lfht_node *n = cds_lfht_iter_get_node(it);
+	struct fanq_channel *ch;
+
+	if (!n)
+		return NULL;
+	ch = caa_container_of(n, struct fanq_channel, hnode);
+	FANQ_TSAN_ACQUIRE(ch); /* pairs with the release in fanq_channel_open() */
+	return ch;
+}
+
+#define bus_for_each_channel(bus, it, ch)                                  \
+	for (cds_lfht_first((bus)->channels, (it)); ((ch) = bus_channel_of(it)); \
+	     cds_lfht_next((bus)->channels, (it)))
 
 uint64_t bus_now(const struct fanq_bus *bus);
 void bus_sub_register(struct fanq_bus *bus, struct fanq_sub *s);

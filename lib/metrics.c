@@ -186,7 +186,7 @@ static void prom_channels(struct prom *p, struct fanq_bus *bus)
 	for (unsigned f = CH_PUBLISHED; f <= CH_DROPPED; f++) {
 		prom_family(p, fams[f].name, fams[f].type, fams[f].help);
 		urcu_bp_read_lock();
-		cds_lfht_for_each_entry(bus->channels, &it, ch, hnode)
+		bus_for_each_channel(bus, &it, ch)
 			prom_channel(p, ch, (enum chan_family)f);
 		fanq_read_unlock();
 	}

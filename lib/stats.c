@@ -107,6 +107,9 @@ void stats_fold(struct fanq_sub *s)
 	for (int r = 0; r < FANQ_DROP_REASONS; r++)
 		f->dropped[r] += atomic_load(&s->dropped[r]);
 	pthread_mutex_unlock(&bus->fold_mu);
+	/* runs in a call_rcu callback: fanq_bus_close() waits for it with
+	 * urcu_bp_barrier(), which TSan cannot see; it acquires this */
+	FANQ_TSAN_RELEASE(bus);
 }
 
 static const uint64_t depth_bounds[STATS_DEPTH_BUCKETS] = {
@@ -153,7 +156,7 @@ void stats_collect(struct fanq_bus *bus, struct stats_walk *w)
 	urcu_bp_read_lock();
 	bus_for_each_sub(bus, &it, s)
 		walk_sub(w, s);
-	cds_lfht_for_each_entry(bus->channels, &it, ch, hnode)
+	bus_for_each_channel(bus, &it, ch)
 		t->channels++;
 	fanq_read_unlock();
 	t->enqueued += bus->folded.enqueued;

@@ -423,6 +423,9 @@ static void thread_fail(const char *fmt, ...)
 #define RACE_PUBLISHERS 2
 #define RACE_PER_PUBLISHER 20000
 #define RACE_SUBS 24
+/* per publisher; RACE_PUBLISHERS times it fits BIG_QUEUE and RACE_BYTES */
+#define RACE_PUBLISH_MAX (20 * RACE_PER_PUBLISHER)
+#define RACE_BYTES (64u << 20)
 
 struct race {
 	fanq_channel *ch;
@@ -436,6 +439,8 @@ static void *race_publisher(void *arg)
 	for (unsigned i = 0; !atomic_load(&failed); i++) {
 		if (i >= RACE_PER_PUBLISHER && !atomic_load(&r->subscribing))
 			break;
+		if (i >= RACE_PUBLISH_MAX)
+			break; /* a slow build: stay under the queues' limits */
 		if (fanq_publish(r->ch, &i, sizeof(i), 0, NULL)) {
 			thread_fail("publish failed");
 			break;
@@ -472,7 +477,7 @@ static void resume_race(uint64_t history_msgs)
 	for (unsigned i = 0; i < RACE_SUBS; i++) {
 		uint64_t now = fanq_channel_last_seq(r.ch);
 
-		subs[i] = tu_sub_new(bus, FANQ_DROP_NEW, BIG_QUEUE, TU_BIG_BYTES);
+		subs[i] = tu_sub_new(bus, FANQ_DROP_NEW, BIG_QUEUE, RACE_BYTES);
 		after[i] = now > 100 ? now - (now * 7 + i) % 100 : 0;
 		rc[i] = fanq_subscribe_after(subs[i], r.ch, after[i], &res[i]);
 		usleep(300);
