@@ -76,3 +76,10 @@ bench: $(BENCH_BIN) | $(BENCH_RUN_STAMP)
 
 bench-quick: $(BENCH_BIN) | $(BENCH_RUN_STAMP)
 	$(call bench_run,--quick)
+
+# RSS per idle subscriber (README "Memory"); needs only the library.
+MEM_IDLE := $(BENCH_DIR)/mem-idle
+all: $(MEM_IDLE)
+$(MEM_IDLE): bench/mem-idle.c include/fanq.h $(STATIC_LIB) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(FANQ_LINK)

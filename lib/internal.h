@@ -336,8 +336,18 @@ struct fanq_sub {
 	/* read-mostly */
 	uint64_t id;
 	struct fanq_bus *bus;
+	/*
+	 * An idle subscriber is one allocation plus its membership: lanes
+	 * points at the inline lane0 while the policy has one level, else at
+	 * lanes_more (FANQ_PRIO_LEVELS lanes, allocated on the first switch
+	 * and kept until s is freed, so a registry reader never sees freed
+	 * lanes); its first link is the inline link0.  These four are written
+	 * by the owner, lanes and levels only before the first subscribe.
+	 */
 	unsigned levels;
+	bool link0_used;
 	struct lane *lanes;
+	struct lane *lanes_more;
 	_Atomic uint64_t max_msgs, max_bytes;
 	_Atomic(struct policy *) policy;
 	_Atomic(struct meta *) meta;
@@ -378,6 +388,10 @@ struct fanq_sub {
 	_Atomic uint64_t progress_ns;   /* last tick that saw it drain */
 	_Atomic uint64_t full_since_ns; /* first tick of the current full run */
 	uint64_t seen_delivered;        /* ticker only: delivered at last tick */
+
+	/* storage for the common case: see lanes, links */
+	struct lane lane0 FANQ_ALIGNED;
+	struct link link0 FANQ_ALIGNED;
 };
 
 /* sub_offer() result bits */

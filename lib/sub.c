@@ -45,9 +45,9 @@ int fanq_sub_new(fanq_bus *bus, fanq_sub **out)
 	if (!s)
 		goto fail;
 	s->levels = 1;
-	s->lanes = fanq_zalloc_aligned(sizeof(*s->lanes));
+	s->lanes = &s->lane0;
 	s->policy = policy_new(FANQ_DROP_NEW, NULL);
-	if (!s->lanes || !s->policy)
+	if (!s->policy)
 		goto fail;
 	s->id = atomic_fetch_add(&next_sub_id, 1);
 	s->bus = bus;
@@ -63,10 +63,6 @@ int fanq_sub_new(fanq_bus *bus, fanq_sub **out)
 	*out = s;
 	return 0;
 fail:
-	if (s) {
-		free(s->lanes);
-		free(s->policy);
-	}
 	free(s);
 	return FANQ_ENOMEM;
 }
@@ -130,10 +126,11 @@ static void sub_free_rcu(struct rcu_head *head)
 	while (s->links) {
 		struct link *n = s->links->next;
 
-		free(s->links);
+		if (s->links != &s->link0)
+			free(s->links);
 		s->links = n;
 	}
-	free(s->lanes);
+	free(s->lanes_more);
 	free(atomic_load(&s->policy));
 	meta_free(atomic_load(&s->meta));
 	free(atomic_load(&s->health));
@@ -259,19 +256,19 @@ static int sub_swap_policy(struct fanq_sub *s, struct policy *p)
 	struct policy *old;
 
 	if (levels != s->levels) {
-		struct lane *lanes;
-
 		if (s->links) { /* fan-out threads may be in the lanes */
 			free(p);
 			return FANQ_EBUSY;
 		}
-		lanes = fanq_zalloc_aligned(levels * sizeof(*lanes));
-		if (!lanes) {
+		/* never pushed to before the first subscribe: still empty */
+		if (levels > 1 && !s->lanes_more)
+			s->lanes_more = fanq_zalloc_aligned(FANQ_PRIO_LEVELS *
+							    sizeof(struct lane));
+		if (levels > 1 && !s->lanes_more) {
 			free(p);
 			return FANQ_ENOMEM;
 		}
-		free(s->lanes);
-		s->lanes = lanes;
+		s->lanes = levels > 1 ? s->lanes_more : &s->lane0;
 		s->levels = levels;
 	}
 	old = atomic_exchange(&s->policy, p);
@@ -342,11 +339,12 @@ static struct member *sub_member_new(struct fanq_sub *s, fanq_channel *ch)
 	if (!mb)
 		return NULL;
 	if (!lk) {
-		lk = fanq_zalloc_aligned(sizeof(*lk));
+		lk = s->link0_used ? fanq_zalloc_aligned(sizeof(*lk)) : &s->link0;
 		if (!lk) {
 			free(mb);
 			return NULL;
 		}
+		s->link0_used = true;
 		lk->ch = ch;
 		lk->sub_owner = s;
 		lk->next = s->links;
