@@ -338,6 +338,7 @@ FANQ_API const char *fanq_sub_meta(const fanq_sub *sub, const char *key);
  * Subscribe to a channel, live from the next message published.  Any
  * thread.  The change is applied in the channel's order: a publish made
  * after this call returns (in happens-before order) reaches the sub.
+ * FANQ_ECLOSED once the subscriber was evicted (it would get nothing).
  */
 FANQ_API int fanq_subscribe(fanq_sub *sub, fanq_channel *ch);
 FANQ_API int fanq_unsubscribe(fanq_sub *sub, fanq_channel *ch);
