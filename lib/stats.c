@@ -107,6 +107,10 @@ void stats_fold(struct fanq_sub *s)
 	for (int r = 0; r < FANQ_DROP_REASONS; r++)
 		f->dropped[r] += atomic_load(&s->dropped[r]);
 	pthread_mutex_unlock(&bus->fold_mu);
+	/* this subscriber's last touch of the bus and its channels, often
+	 * in a call_rcu callback: pairs with the acquire after
+	 * urcu_bp_barrier() in fanq_bus_close() (TSan cannot see it wait) */
+	FANQ_TSAN_RELEASE(bus);
 }
 
 static const uint64_t depth_bounds[STATS_DEPTH_BUCKETS] = {
