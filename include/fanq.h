@@ -122,7 +122,11 @@ typedef struct fanq_resume_result {
  *   fanq evicts before trying again.  Returning an empty lane rejects.
  *
  * Both run in a publishing thread, may run concurrently with each other
- * for the same subscriber, must not block and must not call fanq.
+ * for the same subscriber and must not block.  They may call
+ * fanq_publish() (on the channel being fanned out the message is handed
+ * over, res->deferred set, and sequenced after the one being offered)
+ * and the read-only accessors (fanq_msg_*, fanq_sub_id); any other fanq
+ * call from them is undefined (tests/test_misuse.c).
  */
 typedef struct fanq_queue_view {
 	unsigned levels;
@@ -208,8 +212,12 @@ typedef struct fanq_log_record {
  * Where fanq logs.  NULL restores the default: one write(2) of the line
  * to stderr.  fn runs in the publishing thread that made a subscriber's
  * first drop (once per burst), else in the thread calling fanq_bus_tick();
- * possibly in several threads at once.  It must not block for long and
- * must not call fanq except fanq_sub_meta(r->sub) and fanq_sub_id().
+ * possibly in several threads at once.  It must not block for long.  It
+ * may call fanq_sub_meta(r->sub), fanq_sub_id() and fanq_publish() (on
+ * a channel this thread is fanning out the message is handed over,
+ * res->deferred set, and sequenced after the current one); from a tick,
+ * fanq_bus_tick() returns FANQ_EBUSY.  Any other fanq call from it
+ * (closing a subscriber or the bus, say) is undefined.
  */
 typedef void (*fanq_log_fn)(void *arg, const fanq_log_record *r);
 FANQ_API int fanq_bus_set_log(fanq_bus *bus, fanq_log_fn fn, void *arg);
@@ -242,7 +250,8 @@ typedef struct fanq_event {
  * Called from fanq_bus_tick() (its thread) once per crossing: HIGH when a
  * subscriber's fill (the larger of msgs/max_msgs and bytes/max_bytes)
  * reaches high_pct, LOW when it then falls under low_pct; and once per
- * eviction.  Same restrictions as the log callback.  NULL: no callback.
+ * eviction.  Same rules as the log callback (fanq_bus_tick() from it:
+ * FANQ_EBUSY; fanq_publish() allowed).  NULL: no callback.
  */
 typedef void (*fanq_event_fn)(void *arg, const fanq_event *ev);
 FANQ_API int fanq_bus_set_event_cb(fanq_bus *bus, fanq_event_fn fn, void *arg);
@@ -338,6 +347,7 @@ FANQ_API const char *fanq_sub_meta(const fanq_sub *sub, const char *key);
  * Subscribe to a channel, live from the next message published.  Any
  * thread.  The change is applied in the channel's order: a publish made
  * after this call returns (in happens-before order) reaches the sub.
+ * FANQ_ECLOSED once the subscriber was evicted (it would get nothing).
  */
 FANQ_API int fanq_subscribe(fanq_sub *sub, fanq_channel *ch);
 FANQ_API int fanq_unsubscribe(fanq_sub *sub, fanq_channel *ch);
@@ -379,7 +389,8 @@ FANQ_API int fanq_subscribe_after(fanq_sub *sub, fanq_channel *ch,
 
 /*
  * Publish len bytes (copied once, shared by every subscriber) with a
- * priority 0..FANQ_PRIO_LEVELS-1.  Any thread, any number at once.
+ * priority 0..FANQ_PRIO_LEVELS-1; len 0 is a message too (data may then
+ * be NULL).  Any thread, any number at once.
  * Lock-free: never waits for a consumer and takes no lock.  If another
  * thread is fanning out the same channel, the message is handed to it
  * (wait-free) and res->deferred is set.  res may be NULL.

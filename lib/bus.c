@@ -61,7 +61,7 @@ int fanq_bus_close(fanq_bus *bus)
 	 * (a membership's, then the subscriber's own): wait twice */
 	urcu_bp_barrier();
 	urcu_bp_barrier();
-	FANQ_TSAN_ACQUIRE(bus); /* the folds those callbacks made (stats.c) */
+	FANQ_TSAN_ACQUIRE(bus); /* pairs with the release in stats_fold() */
 	/* not cds_lfht_for_each_entry(): it applies container_of() to the
 	 * NULL that ends the walk, undefined behaviour UBSan reports */
 	urcu_bp_read_lock();

@@ -184,7 +184,11 @@ static void apply_resume(struct fanq_channel *ch, struct resume_op *ro,
 	uint64_t oldest = history_oldest(ch);
 	fanq_resume_result r = { .deferred = 0 };
 
-	lk->start_seq = after + 1; /* before any push the consumer can see */
+	/* before any push the consumer can see.  Drops of an earlier
+	 * subscription that no GAP reported yet start before after + 1:
+	 * keep their start, as a plain resubscription does */
+	if (!lk->start_seq || lk->start_seq > after + 1)
+		lk->start_seq = after + 1;
 	if (oldest > after + 1) {
 		r.gap_first = after + 1;
 		r.gap_last = oldest - 1;

@@ -107,8 +107,9 @@ void stats_fold(struct fanq_sub *s)
 	for (int r = 0; r < FANQ_DROP_REASONS; r++)
 		f->dropped[r] += atomic_load(&s->dropped[r]);
 	pthread_mutex_unlock(&bus->fold_mu);
-	/* runs in a call_rcu callback: fanq_bus_close() waits for it with
-	 * urcu_bp_barrier(), which TSan cannot see; it acquires this */
+	/* this subscriber's last touch of the bus and its channels, often
+	 * in a call_rcu callback: pairs with the acquire after
+	 * urcu_bp_barrier() in fanq_bus_close() (TSan cannot see it wait) */
 	FANQ_TSAN_RELEASE(bus);
 }
 

@@ -320,7 +320,9 @@ static int sub_join_check(const struct fanq_sub *s, const fanq_channel *ch)
 
 	if (!s || !ch || ch->bus != s->bus)
 		return FANQ_EINVAL;
-	if (s->closed)
+	/* an evicted subscriber is offered nothing (sub_offer()): joining
+	 * would succeed for nothing, and a resume would report a range */
+	if (s->closed || atomic_load_explicit(&s->evicted, memory_order_relaxed))
 		return FANQ_ECLOSED;
 	lk = sub_link_find(s, ch);
 	return lk && lk->member ? FANQ_EEXIST : 0;

@@ -174,11 +174,12 @@ check "two /events clients connected" wait_metric fanq_sse_connections 2 50
 python3 "$TMP/client.py" publish "$PORT" $MESSAGES $PAYLOAD
 t0=$(date +%s%N)
 # Its queue is full by the last publish: the rule's time, then at most a
-# tick (100 ms) and the worker's reaction; 1 s of slack for a loaded host.
-wait_metric fanq_sse_connections 1 $((EVICT_MS / 100 + 15))
+# tick (100 ms) and the worker's reaction; 3 s of slack for a loaded host
+# (sanitizer builds, CI neighbours).
+wait_metric fanq_sse_connections 1 $((EVICT_MS / 100 + 35))
 ms=$((($(date +%s%N) - t0) / 1000000))
 check "stuck client disconnected ${ms} ms after the last publish (rule: full for ${EVICT_MS} ms)" \
-	[ "$(metric fanq_sse_connections)" = 1 ] && [ "$ms" -le $((EVICT_MS + 1000)) ]
+	[ "$(metric fanq_sse_connections)" = 1 ] && [ "$ms" -le $((EVICT_MS + 3000)) ]
 check "evictions_total{rule=full} is 1" [ "$(metric 'fanq_evictions_total{rule="full"}')" = 1 ]
 check "fanq logs the eviction with peer, UA and why" \
 	grep -Eq "^fanq: sub [0-9]+ peer=127.0.0.1:$STUCK_PORT ua=never-reads policy=drop-oldest evicted \(full\): queue full for [0-9.]+s" "$TMP/server.err"

@@ -33,6 +33,10 @@ struct inv_world {
 
 struct inv_span {
 	uint64_t first, last; /* last == SPAN_OPEN while subscribed */
+	/* a resume the history fell short of: hole .. first - 1 were never
+	 * offered; fanq reports them as missing in the highest lane (0: none) */
+	uint64_t hole;
+	bool hole_told;       /* a GAP covered the hole */
 };
 
 struct inv_link {
@@ -46,10 +50,12 @@ struct inv_sub {
 	char name[32];
 	unsigned levels;
 	bool inexact;       /* a subscription's first seq was not known */
+	bool evicted;       /* no offers since inv_sub_evicted() */
 	bool has_gap;
 	fanq_entry gap;     /* a GAP waiting for its message */
 	uint64_t delivered; /* MSG entries recorded */
 	uint64_t gap_msgs;  /* sum of GAP counts */
+	uint64_t hole_msgs; /* of which resume holes (not drops) */
 	struct inv_link links[INV_CHANNELS_MAX];
 	char err[320];
 };
@@ -176,11 +182,13 @@ static bool in_spans(const struct inv_link *lk, uint64_t seq)
 /*
  * Messages offered to channel c's lane `lane` with lo < seq < hi (the
  * seqs of a log_prio channel are all logged: callers check); *min gets
- * the smallest such seq (0 when none).
+ * the smallest such seq (0 when none).  With `holes`, the seqs of resume
+ * holes count as offered in the highest lane: fanq reports them there,
+ * like drops (GAP counts), though they were never enqueued.
  */
 static uint64_t offered_between(const struct inv_sub *r, unsigned c,
 				unsigned lane, uint64_t lo, uint64_t hi,
-				uint64_t *min)
+				uint64_t *min, bool holes)
 {
 	const struct inv_channel *ic = &r->w->chans[c];
 	const struct inv_link *lk = &r->links[c];
@@ -188,9 +196,21 @@ static uint64_t offered_between(const struct inv_sub *r, unsigned c,
 
 	*min = 0;
 	for (size_t i = 0; i < lk->nspans && hi > 0; i++) {
-		uint64_t a = lk->spans[i].first > lo + 1 ? lk->spans[i].first : lo + 1;
+		uint64_t from = holes && lane == r->levels - 1 && lk->spans[i].hole
+				? lk->spans[i].hole : lk->spans[i].first;
+		uint64_t a = from > lo + 1 ? from : lo + 1;
 		uint64_t b = lk->spans[i].last < hi - 1 ? lk->spans[i].last : hi - 1;
 
+		if (a > b)
+			continue;
+		if (a < lk->spans[i].first) { /* a hole: all in this lane */
+			uint64_t h = lk->spans[i].first - 1 < b
+				     ? lk->spans[i].first - 1 : b;
+
+			*min = *min ? *min : a;
+			n += h - a + 1;
+			a = lk->spans[i].first;
+		}
 		if (a > b)
 			continue;
 		if (!ic->log_prio) { /* every message is priority 0: lane 0 */
@@ -210,6 +230,22 @@ static uint64_t offered_between(const struct inv_sub *r, unsigned c,
 	return n;
 }
 
+/* Count the GAP messages from lo < seq < hi in lane: drops and holes. */
+static uint64_t told_between(struct inv_sub *r, unsigned c, unsigned lane,
+			     uint64_t lo, uint64_t hi, uint64_t *min)
+{
+	uint64_t all = offered_between(r, c, lane, lo, hi, min, true), m;
+	uint64_t holes = all - offered_between(r, c, lane, lo, hi, &m, false);
+	struct inv_link *lk = &r->links[c];
+
+	for (size_t i = 0; holes && i < lk->nspans; i++)
+		if (lk->spans[i].hole && lk->spans[i].hole > lo &&
+		    lk->spans[i].first <= hi)
+			lk->spans[i].hole_told = true;
+	r->hole_msgs += holes;
+	return all;
+}
+
 /* The record of ch (NULL after a violation, or if ch is not registered). */
 static struct inv_link *link_of(struct inv_sub *r, const fanq_channel *ch)
 {
@@ -224,25 +260,34 @@ static struct inv_link *link_of(struct inv_sub *r, const fanq_channel *ch)
 	return &r->links[c];
 }
 
-bool inv_sub_subscribed(struct inv_sub *r, const fanq_channel *ch,
-			uint64_t first)
+/* A new span from first (hole .. first - 1 lost at a resume; 0: none). */
+static bool span_open(struct inv_sub *r, const fanq_channel *ch,
+		      uint64_t hole, uint64_t first)
 {
 	struct inv_link *lk = link_of(r, ch);
+	uint64_t start = hole ? hole : first;
 
 	if (!lk)
 		return false;
+	if (r->evicted)
+		return violation(r, "subscribed to %s after the eviction",
+				 fanq_channel_name(ch));
 	if (lk->nspans && lk->spans[lk->nspans - 1].last == SPAN_OPEN)
 		return violation(r, "subscribed twice to %s", fanq_channel_name(ch));
-	if (first == 0 && (r->levels != 1 || lk->nspans))
+	if (first == 0 && (r->levels != 1 || lk->nspans || hole))
 		return violation(r, "unknown first seq needs one lane and one subscription");
+	if (hole && hole >= first)
+		return violation(r, "resume hole of %s ends before it starts",
+				 fanq_channel_name(ch));
+	/* a hole needs no priorities: it may reach back before that */
 	if (first && first <= r->w->chans[lk - r->links].base)
 		return violation(r, "subscription to %s starts at %" PRIu64
 				 ", before the checker knew the channel",
 				 fanq_channel_name(ch), first);
-	if (lk->nspans && first <= lk->spans[lk->nspans - 1].last)
+	if (lk->nspans && start <= lk->spans[lk->nspans - 1].last)
 		return violation(r, "subscription to %s starts at %" PRIu64
 				 " before the last one ended",
-				 fanq_channel_name(ch), first);
+				 fanq_channel_name(ch), start);
 	if (lk->nspans == lk->cap) {
 		size_t cap = lk->cap ? 2 * lk->cap : 4;
 		struct inv_span *s = realloc(lk->spans, cap * sizeof(*s));
@@ -252,10 +297,43 @@ bool inv_sub_subscribed(struct inv_sub *r, const fanq_channel *ch,
 		lk->spans = s;
 		lk->cap = cap;
 	}
+	memset(&lk->spans[lk->nspans], 0, sizeof(lk->spans[0]));
 	lk->spans[lk->nspans].first = first;
 	lk->spans[lk->nspans].last = SPAN_OPEN;
+	lk->spans[lk->nspans].hole = hole;
 	lk->nspans++;
 	r->inexact |= first == 0;
+	return true;
+}
+
+bool inv_sub_subscribed(struct inv_sub *r, const fanq_channel *ch,
+			uint64_t first)
+{
+	return span_open(r, ch, 0, first);
+}
+
+bool inv_sub_resumed(struct inv_sub *r, const fanq_channel *ch,
+		     uint64_t after, uint64_t first)
+{
+	if (first <= after)
+		return violation(r, "resume of %s after %" PRIu64 " offers %"
+				 PRIu64 " first", fanq_channel_name(ch), after,
+				 first);
+	return span_open(r, ch, first > after + 1 ? after + 1 : 0, first);
+}
+
+bool inv_sub_evicted(struct inv_sub *r)
+{
+	if (r->err[0])
+		return false;
+	for (unsigned c = 0; c < r->w->n; c++) {
+		struct inv_link *lk = &r->links[c];
+
+		if (lk->nspans && lk->spans[lk->nspans - 1].last == SPAN_OPEN)
+			return violation(r, "evicted while subscribed to %s",
+					 fanq_channel_name(r->w->chans[c].ch));
+	}
+	r->evicted = true;
 	return true;
 }
 
@@ -276,8 +354,39 @@ bool inv_sub_unsubscribed(struct inv_sub *r, const fanq_channel *ch,
 	return true;
 }
 
+/*
+ * A GAP for a resume hole of channel c stands alone (the replay after it
+ * may be in another lane): it ends right before the span's first seq and
+ * counts what the highest lane misses up to there.  False when e is not
+ * one (r->err is set if it broke a promise).
+ */
+static bool hole_gap(struct inv_sub *r, unsigned c, const fanq_entry *e)
+{
+	struct inv_link *lk = &r->links[c];
+	unsigned lane = r->levels - 1;
+	uint64_t prev = lk->last[lane], missing, min;
+	size_t i;
+
+	for (i = 0; i < lk->nspans; i++)
+		if (lk->spans[i].hole && !lk->spans[i].hole_told &&
+		    lk->spans[i].first - 1 == e->gap_last)
+			break;
+	if (i == lk->nspans)
+		return false;
+	missing = offered_between(r, c, lane, prev, e->gap_last + 1, &min, true);
+	if (e->gap_first <= prev || e->gap_count != missing || min < e->gap_first)
+		return violation(r, "%s: resume GAP %" PRIu64 "..%" PRIu64 " count %"
+				 PRIu64 " (previous %" PRIu64 "): %" PRIu64
+				 " are missing from seq %" PRIu64,
+				 fanq_channel_name(e->ch), e->gap_first,
+				 e->gap_last, e->gap_count, prev, missing, min);
+	r->gap_msgs += told_between(r, c, lane, prev, e->gap_last + 1, &min);
+	lk->last[lane] = e->gap_last;
+	return true;
+}
+
 /* A GAP's own fields, before its message is known. */
-static bool gap_entry(struct inv_sub *r, const fanq_entry *e)
+static bool gap_entry(struct inv_sub *r, unsigned c, const fanq_entry *e)
 {
 	if (r->has_gap)
 		return violation(r, "two GAP entries in a row");
@@ -286,6 +395,10 @@ static bool gap_entry(struct inv_sub *r, const fanq_entry *e)
 		return violation(r, "GAP %" PRIu64 "..%" PRIu64 " count %" PRIu64
 				 " is not a range holding its count",
 				 e->gap_first, e->gap_last, e->gap_count);
+	if (hole_gap(r, c, e))
+		return true;
+	if (r->err[0])
+		return false;
 	r->gap = *e;
 	r->has_gap = true;
 	return true;
@@ -341,7 +454,7 @@ static bool msg_entry(struct inv_sub *r, unsigned c, uint64_t seq,
 	if (!in_spans(lk, seq))
 		return violation(r, "%s seq %" PRIu64 " was not offered (not subscribed)",
 				 name, seq);
-	missing = offered_between(r, c, lane, prev, seq, &min);
+	missing = offered_between(r, c, lane, prev, seq, &min, true);
 	if (!r->has_gap && missing)
 		return violation(r, "%s lane %u: %" PRIu64 " messages from seq %"
 				 PRIu64 " missing before seq %" PRIu64
@@ -354,7 +467,8 @@ static bool msg_entry(struct inv_sub *r, unsigned c, uint64_t seq,
 				 " offered messages are missing, from seq %" PRIu64,
 				 name, lane, g->gap_first, g->gap_last,
 				 g->gap_count, seq, prev, missing, min);
-	r->gap_msgs += r->has_gap ? missing : 0;
+	if (r->has_gap)
+		r->gap_msgs += told_between(r, c, lane, prev, seq, &min);
 	r->has_gap = false;
 	lk->last[lane] = seq;
 	r->delivered++;
@@ -372,7 +486,7 @@ bool inv_sub_entry(struct inv_sub *r, const fanq_entry *e, unsigned prio)
 		return violation(r, "entry of an unregistered channel %p",
 				 (const void *)e->ch);
 	if (e->kind == FANQ_ENTRY_GAP)
-		return gap_entry(r, e);
+		return gap_entry(r, (unsigned)c, e);
 	if (e->kind != FANQ_ENTRY_MSG)
 		return violation(r, "entry of kind %d", (int)e->kind);
 	if (e->msg && (fanq_msg_seq(e->msg) != e->seq ||
@@ -406,10 +520,11 @@ static bool offered_totals(struct inv_sub *r, uint64_t *offered,
 					 fanq_channel_name(ic->ch), last, ic->logged,
 					 ic->base);
 		for (unsigned lane = 0; lane < r->levels; lane++) {
-			*offered += offered_between(r, c, lane, 0, last + 1, &min);
+			*offered += offered_between(r, c, lane, 0, last + 1,
+						    &min, false);
 			*undelivered += offered_between(r, c, lane,
 							r->links[c].last[lane],
-							last + 1, &min);
+							last + 1, &min, false);
 		}
 	}
 	return true;
@@ -424,6 +539,12 @@ bool inv_sub_check(struct inv_sub *r, const fanq_sub *sub)
 		return false;
 	if (fanq_sub_stats_get(sub, &st) != 0)
 		return violation(r, "fanq_sub_stats_get failed");
+	/* evicted: a GAP taken before its message goes with the backlog */
+	if (r->evicted && st.queued_msgs)
+		return violation(r, "evicted with %" PRIu64 " messages queued",
+				 st.queued_msgs);
+	if (r->evicted)
+		r->has_gap = false;
 	/* a GAP's message is taken with it: held (queued) until handed out */
 	if (r->has_gap && st.queued_msgs == 0)
 		return violation(r, "GAP without the message that follows it");
@@ -436,10 +557,15 @@ bool inv_sub_check(struct inv_sub *r, const fanq_sub *sub)
 	if (st.delivered != r->delivered)
 		return violation(r, "stats say %" PRIu64 " delivered, the consumer"
 				 " got %" PRIu64, st.delivered, r->delivered);
-	dropped -= st.dropped[FANQ_DROP_UNSUBSCRIBED];
-	if (r->gap_msgs > dropped)
+	/* what the consumer was never offered is no drop (resume holes);
+	 * an evicted subscriber's backlog is (FANQ_DROP_UNSUBSCRIBED) */
+	if (r->gap_msgs - r->hole_msgs >
+	    dropped - st.dropped[FANQ_DROP_UNSUBSCRIBED])
 		return violation(r, "GAPs count %" PRIu64 " messages, %" PRIu64
-				 " were dropped", r->gap_msgs, dropped);
+				 " were dropped", r->gap_msgs - r->hole_msgs,
+				 dropped - st.dropped[FANQ_DROP_UNSUBSCRIBED]);
+	if (!r->evicted)
+		dropped -= st.dropped[FANQ_DROP_UNSUBSCRIBED];
 	if (r->inexact)
 		return true;
 	if (!offered_totals(r, &offered, &undelivered))
@@ -447,10 +573,11 @@ bool inv_sub_check(struct inv_sub *r, const fanq_sub *sub)
 	if (st.enqueued != offered)
 		return violation(r, "enqueued %" PRIu64 ", %" PRIu64 " were offered",
 				 st.enqueued, offered);
-	if (r->gap_msgs + undelivered != dropped + st.queued_msgs)
+	if (r->gap_msgs - r->hole_msgs + undelivered != dropped + st.queued_msgs)
 		return violation(r, "GAPs %" PRIu64 " + not yet delivered %" PRIu64
 				 " != dropped %" PRIu64 " + queued %" PRIu64,
-				 r->gap_msgs, undelivered, dropped, st.queued_msgs);
+				 r->gap_msgs - r->hole_msgs, undelivered, dropped,
+				 st.queued_msgs);
 	return true;
 }
 

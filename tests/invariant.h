@@ -12,13 +12,19 @@
  *    it, and counts exactly the messages offered in that lane since the
  *    previous one delivered there; its range holds all of them.  No
  *    offered message goes missing without a GAP;
+ *  - a resume (inv_sub_resumed()) is offered the history's messages
+ *    after last_seen then live ones, exactly once and in order; what the
+ *    history no longer held is one GAP (alone, or merged with the
+ *    highest lane's drops before it) that counts in no drop;
  *  - at a quiescent point (inv_sub_check()): enqueued == delivered +
  *    sum(dropped) + queued; delivered == the messages recorded; a GAP
  *    last recorded has its message still queued (held); GAPs
  *    never count more than was dropped; and when every subscription's
  *    first seq was known, enqueued == the messages offered, and the GAP
- *    counts plus the offered messages not yet delivered equal the drops
- *    plus the queue.
+ *    counts (less resume holes) plus the offered messages not yet
+ *    delivered equal the drops plus the queue; an evicted subscriber
+ *    (inv_sub_evicted()) holds nothing and its backlog counts as
+ *    dropped (FANQ_DROP_UNSUBSCRIBED).
  *
  * What was offered.  The checker knows a channel's messages by their
  * sequence numbers, from the first one given after the channel was
@@ -80,9 +86,30 @@ void inv_sub_free(struct inv_sub *r);
  */
 bool inv_sub_subscribed(struct inv_sub *r, const fanq_channel *ch,
 			uint64_t first);
+/*
+ * The subscriber resumed on ch (fanq_subscribe_after()) after seq
+ * `after` (the last_seen it passed, at most the channel's last seq), and
+ * the first seq offered is first: the oldest the history held above
+ * after, or the channel's next seq.  after + 1 .. first - 1 (if any) are
+ * a hole: never offered, reported by a GAP ending at first - 1 in the
+ * highest lane (which may come alone, or with that lane's next message
+ * when a policy dropped the marker) and counted in no drop.  Then as
+ * inv_sub_subscribed() with a known first.
+ */
+bool inv_sub_resumed(struct inv_sub *r, const fanq_channel *ch,
+		     uint64_t after, uint64_t first);
 /* Unsubscribed from ch; last is the last seq offered. */
 bool inv_sub_unsubscribed(struct inv_sub *r, const fanq_channel *ch,
 			  uint64_t last);
+
+/*
+ * The subscriber was evicted (fanq_sub_evicted()): call after ending
+ * every subscription at the last seq it was offered.  From then on it
+ * must hold nothing at inv_sub_check() and its released backlog
+ * (FANQ_DROP_UNSUBSCRIBED) counts as dropped; a GAP taken without its
+ * message is forgotten.
+ */
+bool inv_sub_evicted(struct inv_sub *r);
 
 /*
  * The consumer took e.  prio: the message's priority (for a MSG entry

@@ -6,7 +6,10 @@
  * (new and existing), subscribers of each policy, a custom policy, meta
  * (new key, replaced key, after subscribing), subscribe, resubscribe,
  * publish across lane segments, a group, drain_iov with a framer, pop,
- * peek, close.  The walk runs it with the n-th allocation failing, for
+ * peek, a channel history (on, growing, new limits, off), a resume
+ * replaying it, health rules (set, replaced), a tick on a fake clock
+ * that evicts one subscriber, the stats, top-N and Prometheus calls,
+ * close.  The walk runs it with the n-th allocation failing, for
  * n = 0, 1, 2, ... until a run completes with no failure injected.  At
  * every step:
  *  - a call that hit the failure returns FANQ_ENOMEM and changed
@@ -15,7 +18,9 @@
  *    a broken invariant); no other call swallows a failure;
  *  - a publish whose fan-out could not grow a subscriber's lane counts a
  *    drop for that subscriber, which the invariant checker then finds
- *    as a GAP of exactly that message;
+ *    as a GAP of exactly that message; one that could not grow the
+ *    channel's history makes room by evicting its oldest message (the
+ *    resume then reports it as part of its GAP: FANQ_ERANGE);
  *  - every subscriber passes the invariant checker, the bus closes (no
  *    handle left), and LeakSanitizer finds nothing at exit.
  */
@@ -62,6 +67,7 @@ enum { PLAIN, PRIO, OLDEST, CUSTOM };
 
 struct workload {
 	fanq_bus *bus;
+	struct tu_clock clock;
 	fanq_channel *a, *b;
 	fanq_sub *subs[NSUBS];
 	struct inv_sub *inv[NSUBS];
@@ -165,6 +171,82 @@ static size_t drain_some(struct workload *wl, size_t part)
 	return bytes;
 }
 
+static void quiet_log(void *arg, const fanq_log_record *r)
+{
+	(void)arg;
+	(void)r;
+}
+
+static int discard(void *arg, const char *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	(void)len;
+	return 0;
+}
+
+static uint64_t members(const fanq_channel *ch)
+{
+	fanq_channel_stats st;
+
+	ck_assert_int_eq(fanq_channel_stats_get(ch, &st), 0);
+	return st.subscribers;
+}
+
+/*
+ * History on a, PLAIN resumes on it (3 messages missed); PRIO gets health
+ * rules; an idle rule on CUSTOM (never drained) evicts it at a tick;
+ * the observers run.  Reading them allocates nothing, but they must
+ * hold up against what the failures left.
+ */
+static void workload_recover(struct workload *wl)
+{
+	const fanq_health_rules hard = {.hard_bytes = 1u << 20};
+	const fanq_health_rules idle = {.idle_ns = TU_SEC};
+	fanq_resume_result res;
+	fanq_sub_stats top[2];
+	fanq_bus_stats bst;
+	uint64_t after, n;
+	int rc;
+
+	TRY(fanq_channel_set_history(wl->a, 4, 0, 0));
+	for (unsigned k = 60; k < 66; k++) /* grows the history's slots */
+		publish(wl, wl->a, k);
+	TRY(fanq_channel_set_history(wl->a, 40, 1 << 20, 0));
+	TRY(fanq_unsubscribe(wl->subs[PLAIN], wl->a));
+	after = fanq_channel_last_seq(wl->a); /* the checker's spans ascend */
+	check_inv(inv_sub_unsubscribed(wl->inv[PLAIN], wl->a, after),
+		  wl->inv[PLAIN]);
+	for (unsigned k = 66; k < 69; k++) /* replayed to PLAIN */
+		publish(wl, wl->a, k);
+	n = members(wl->a);
+	TRY_((rc = fanq_subscribe_after(wl->subs[PLAIN], wl->a, after, &res)) ==
+		     FANQ_ERANGE ? 0 : rc,
+	     true, members(wl->a) == n); /* the replay may count a drop */
+	/* FANQ_ERANGE only when a failure cost the history its oldest */
+	ck_assert(rc == 0 || (rc == FANQ_ERANGE && fanq__alloc_fail_fired()));
+	check_inv(inv_sub_resumed(wl->inv[PLAIN], wl->a, after,
+				  rc ? res.gap_last + 1 : after + 1),
+		  wl->inv[PLAIN]);
+	TRY(fanq_sub_set_health(wl->subs[PRIO], &hard));
+	TRY(fanq_sub_set_health(wl->subs[PRIO], &hard)); /* replaced */
+	TRY(fanq_sub_set_health(wl->subs[CUSTOM], &idle));
+	ck_assert_int_eq(fanq_bus_tick(wl->bus), 0);
+	wl->clock.ns += 2 * TU_SEC;
+	ck_assert_int_eq(fanq_bus_tick(wl->bus), 1);
+	ck_assert_int_eq(fanq_sub_evicted(wl->subs[CUSTOM], NULL), 1);
+	check_inv(inv_sub_unsubscribed(wl->inv[CUSTOM], wl->a,
+				       fanq_channel_last_seq(wl->a)),
+		  wl->inv[CUSTOM]);
+	check_inv(inv_sub_evicted(wl->inv[CUSTOM]), wl->inv[CUSTOM]);
+	publish(wl, wl->a, 69); /* not offered to CUSTOM */
+	ck_assert_int_eq(fanq_bus_stats_get(wl->bus, &bst), 0);
+	ck_assert_uint_eq(bst.evicted[FANQ_EVICT_IDLE], 1);
+	ck_assert_int_eq(fanq_bus_top(wl->bus, FANQ_TOP_DEPTH, top, 2), 2);
+	ck_assert_int_eq(fanq_bus_prometheus(wl->bus, discard, NULL), 0);
+	TRY(fanq_channel_set_history(wl->a, 0, 0, 0));
+}
+
 static void workload_open(struct workload *wl)
 {
 	static const fanq_policy custom = {.name = "lane-1-first", .levels = 2,
@@ -177,6 +259,9 @@ static void workload_open(struct workload *wl)
 	fanq_framer framer;
 
 	TRY(fanq_bus_new(&wl->bus));
+	wl->clock.ns = TU_SEC;
+	ck_assert_int_eq(fanq_bus_set_clock(wl->bus, tu_clock_read, &wl->clock), 0);
+	ck_assert_int_eq(fanq_bus_set_log(wl->bus, quiet_log, NULL), 0);
 	TRY(fanq_channel_open(wl->bus, "a", &wl->a));
 	TRY(fanq_channel_open(wl->bus, "b", &wl->b));
 	TRY(fanq_channel_open(wl->bus, "a", &again));
@@ -242,6 +327,7 @@ static void workload_run(struct workload *wl)
 	     policy_is(wl->subs[PLAIN], FANQ_DROP_NEW));
 	for (unsigned k = 41; k < 60; k++)
 		publish(wl, k % 2 ? wl->a : wl->b, k);
+	workload_recover(wl);
 }
 
 /* Everything consumed, checked and closed; the bus must close. */

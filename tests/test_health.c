@@ -188,6 +188,10 @@ START_TEST(test_hard_limit_evicts_at_publish)
 	fanq_channel_stats_get(h.ch, &cs);
 	ck_assert_uint_eq(cs.enqueued, 3);
 	ck_assert_uint_eq(cs.dropped[FANQ_DROP_UNSUBSCRIBED], 3);
+	/* it cannot join anything again (it would get nothing) */
+	ck_assert_int_eq(fanq_unsubscribe(h.sub, h.ch), 0);
+	ck_assert_int_eq(fanq_subscribe(h.sub, h.ch), FANQ_ECLOSED);
+	ck_assert_int_eq(fanq_subscribe_after(h.sub, h.ch, 0, NULL), FANQ_ECLOSED);
 	/* the tick logs and reports it, once */
 	ck_assert_int_eq(h.w.log.by_event[FANQ_LOG_EVICTED], 0);
 	ck_assert_int_eq(tu_tick_at(&h.w, 1000), 1);

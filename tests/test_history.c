@@ -335,6 +335,30 @@ START_TEST(test_resume_after_unsubscribe)
 END_TEST
 
 /*
+ * Regression (fuzz_api): seq 1 was dropped before the consumer took
+ * anything of the channel; a resume after 1 must not move the GAP's
+ * start past it (it reported 2..1).
+ */
+START_TEST(test_resume_keeps_earlier_unreported_drops)
+{
+	struct tu_one w = history_new(2, 0, 0, FANQ_DROP_NEW, 100);
+	char big[64];
+
+	memset(big, 'x', sizeof(big));
+	ck_assert_int_eq(fanq_sub_set_limits(w.sub, 100, 10), 0);
+	ck_assert_int_eq(fanq_subscribe(w.sub, w.ch), 0);
+	tu_publish_buf(w.ch, big, sizeof(big), 0); /* seq 1: too big, dropped */
+	ck_assert_int_eq(fanq_unsubscribe(w.sub, w.ch), 0);
+	ck_assert_int_eq(fanq_subscribe_after(w.sub, w.ch, 1, NULL), 0);
+	publish_seqs(w.ch, 1);
+	tu_expect_gap(w.sub, w.ch, 1, 1, 1);
+	tu_expect_seq(w.sub, w.ch, 2);
+	expect_empty(w.sub);
+	tu_one_close(&w);
+}
+END_TEST
+
+/*
  * The replay obeys the subscriber's queue: drop-new keeps 6, 7 of
  * 6..10, and the rejected ones show as a GAP before the next message.
  */
@@ -667,6 +691,7 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_resume_from_expired_history);
 	tcase_add_test(tc, test_resume_at_or_ahead_of_channel_is_live);
 	tcase_add_test(tc, test_resume_after_unsubscribe);
+	tcase_add_test(tc, test_resume_keeps_earlier_unreported_drops);
 	tcase_add_test(tc, test_resume_replay_into_small_drop_new_queue);
 	tcase_add_test(tc, test_resume_replay_into_small_drop_oldest_queue);
 	tcase_add_test(tc, test_resume_priority_gap_first);
