@@ -52,7 +52,7 @@ struct options {
 	struct list subs, pubs, msg_bytes, slow_frac;
 	int custom; /* a list was given: run their cross product only */
 	unsigned consumers, queue_max, mem_subs;
-	int drop_oldest, memory, overload;
+	int drop_oldest, memory, overload, cost;
 	const struct bench_sys *sys[MAX_SYS];
 	unsigned nsys;
 	const char *json, *plot_data;
@@ -602,6 +602,10 @@ static void usage(FILE *f)
 "  --runs R           measured runs per system (default 3)\n"
 "  --overload         publishers run free (no pacing): queues fill and drop,\n"
 "                     deliveries/s is what consumers manage under overload\n"
+"  --cost             instead of the scenarios: per-delivery cost of fanq,\n"
+"                     mutex and spsc on one thread (publish a batch, drain\n"
+"                     it, repeat; --subs, --msg-bytes apply); see bench/cost.sh\n"
+"                     for instruction counts under callgrind\n"
 "  --no-pin           let threads float (default: each publisher and\n"
 "                     consumer pinned to its own CPU when there are enough)\n"
 "  --systems LIST     any of:",
@@ -679,6 +683,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->memory = 0;
 		} else if (!strcmp(a, "--overload")) {
 			o->overload = 1;
+		} else if (!strcmp(a, "--cost")) {
+			o->cost = 1;
 		} else if (!strcmp(a, "--no-pin")) {
 			pin_threads = 0;
 		} else if (!v) {
@@ -1011,6 +1017,111 @@ static int write_plot_data(const struct options *o, struct scenario *sc, unsigne
 	return fclose(f);
 }
 
+/* ---------------------------------------------------------- cost mode */
+
+/*
+ * --cost: the work one delivery costs each in-process system with no
+ * threads, pacing or scheduler in the way.  One thread publishes a batch
+ * of queue-max/4 messages to N subscribers, then drains them with the
+ * system's own consumer (the code the throughput scenarios run), and
+ * repeats.  Prints ns per delivery on each side.  Under
+ * `valgrind --tool=callgrind` (bench/cost.sh) the inclusive instruction
+ * counts of cost_publish() and cost_consume() divided by the deliveries
+ * give instructions per delivery: a figure a loaded machine cannot skew.
+ */
+#define COST_DELIVERIES 1000000u
+
+__attribute__((noinline)) static void cost_publish(const struct bench_sys *sys,
+						   void *ctx, const unsigned char *buf,
+						   size_t len, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		sys->publish(ctx, 0, buf, len);
+}
+
+__attribute__((noinline)) static uint64_t cost_consume(const struct bench_sys *sys,
+						       void *ctx, struct bench_consumer *c)
+{
+	uint64_t before = atomic_load(&c->received);
+
+	sys->consume(ctx, c);
+	return atomic_load(&c->received) - before;
+}
+
+static void cost_one(const struct bench_sys *sys, const struct bench_params *p)
+{
+	bool *stalled = calloc(p->subs, sizeof(*stalled));
+	unsigned char *buf = calloc(1, p->msg_bytes);
+	struct bench_pass pass = { .p = p, .pubs_done = 1 };
+	struct bench_consumer c = { .pass = &pass, .nsubs = p->subs };
+	unsigned batch = p->queue_max / 4 ? p->queue_max / 4 : 1, rounds, r;
+	uint64_t want, got = 0, t0, t_pub = 0, t_con = 0;
+	void *ctx;
+
+	if (!stalled || !buf)
+		abort();
+	pass.stalled = stalled;
+	pass.cons = &c;
+	rounds = COST_DELIVERIES / ((uint64_t)batch * p->subs);
+	rounds = rounds ? rounds : 1;
+	want = (uint64_t)rounds * batch * p->subs;
+	ctx = sys->setup(p, stalled);
+	if (!ctx) {
+		printf("%-10s %6u %5zu  (setup failed)\n", sys->name, p->subs, p->msg_bytes);
+		return;
+	}
+	/* warm-up: every queue reaches its steady size once */
+	for (r = 0; r < batch; r++)
+		sys->publish(ctx, 0, buf, p->msg_bytes);
+	sys->consume(ctx, &c);
+	for (r = 0; r < rounds; r++) {
+		t0 = bench_now_ns();
+		cost_publish(sys, ctx, buf, p->msg_bytes, batch);
+		t_pub += bench_now_ns() - t0;
+		t0 = bench_now_ns();
+		got += cost_consume(sys, ctx, &c);
+		t_con += bench_now_ns() - t0;
+	}
+	printf("%-10s %6u %5zu %11llu %9.1f %9.1f %9.1f%s\n", sys->name, p->subs,
+	       p->msg_bytes, (unsigned long long)want, (double)t_pub / want,
+	       (double)t_con / want, (double)(t_pub + t_con) / want,
+	       got == want ? "" : "  (deliveries lost!)");
+	sys->teardown(ctx);
+	free(stalled);
+	free(buf);
+}
+
+static void cost_mode(const struct options *o)
+{
+	struct list subs = o->subs, bytes = o->msg_bytes;
+	unsigned i, b, k;
+
+	if (!subs.n)
+		subs = (struct list){ 4, { 1, 64, 1000, 10000 } };
+	if (!bytes.n)
+		bytes = (struct list){ 1, { 256 } };
+	printf("cost: one thread publishes queue-max/4 = %u messages, then drains them; "
+	       "ns per delivery\n%-10s %6s %5s %11s %9s %9s %9s\n",
+	       o->queue_max / 4, "system", "subs", "bytes", "deliveries", "publish",
+	       "consume", "total");
+	for (b = 0; b < bytes.n; b++)
+		for (i = 0; i < subs.n; i++)
+			for (k = 0; k < o->nsys; k++) {
+				struct bench_params p = {
+					.subs = (unsigned)subs.v[i], .pubs = 1, .consumers = 1,
+					.msg_bytes = (size_t)bytes.v[b] ? (size_t)bytes.v[b] : 1,
+					.queue_max = o->queue_max, .drop_oldest = o->drop_oldest,
+				};
+
+				if (!o->sys[k]->memory)
+					continue; /* in-process queues only */
+				fflush(stdout);
+				cost_one(o->sys[k], &p);
+			}
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -1024,6 +1135,10 @@ int main(int argc, char **argv)
 	uint64_t t0 = bench_now_ns();
 
 	parse_options(argc, argv, &o);
+	if (o.cost) {
+		cost_mode(&o);
+		return 0;
+	}
 	n = build_scenarios(&o, sc);
 	cpu_model(cpu, sizeof(cpu));
 	printf("fanq-bench: %ld CPUs, %s; load average at start %s\n", ncpu, cpu,
