@@ -148,8 +148,18 @@ int lane_push(struct lane *l, fanq_msg *m, uint64_t ord);
 /* A slot an evictor claimed before its producer wrote it. */
 #define LANE_EVICTED ((fanq_msg *)1)
 
-fanq_msg *lane_take(struct lane *l, uint64_t *ord, bool evict);
-fanq_msg *lane_peek(struct lane *l, uint64_t *ord);
+fanq_msg *lane_evict(struct lane *l);
+
+/* What the consumer read from a lane's head, before taking it. */
+struct lane_batch {
+	uint64_t head;          /* index of msg[0] */
+	struct lane_seg *seg;   /* the segment holding them all */
+	fanq_msg *msg[LANE_SEG];
+	uint64_t ord[LANE_SEG]; /* unset where msg is LANE_EVICTED */
+};
+
+unsigned lane_read_batch(struct lane *l, struct lane_batch *b, unsigned max);
+bool lane_take_batch(struct lane *l, const struct lane_batch *b, unsigned n);
 uint64_t lane_depth(const struct lane *l);
 uint64_t lane_destroy(struct lane *l);
 
@@ -244,7 +254,7 @@ struct fanq_sub {
 void sub_get(struct fanq_sub *s);
 void sub_put(struct fanq_sub *s);
 int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m);
-void sub_unreserve(struct fanq_sub *s, uint64_t len);
+void sub_unreserve(struct fanq_sub *s, uint64_t msgs, uint64_t bytes);
 void sub_count_drop(struct fanq_sub *s, enum fanq_drop_reason why);
 void sub_notify_group(struct fanq_sub *s);
 struct link *sub_link_find(struct fanq_sub *s, const struct fanq_channel *ch);

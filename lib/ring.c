@@ -8,7 +8,8 @@
  * with a release store of its message pointer.
  *
  * Takers (the consumer, and evictors under drop-oldest/priority) claim the
- * head index with a CAS on `head`, after reading the slot.  A slot whose
+ * head index with a CAS on `head`, after reading the slot; the consumer
+ * claims all the ready slots of the head segment it read with one CAS.  A slot whose
  * index is reserved but whose message is not yet stored reads NULL: the
  * taker reports "nothing ready" instead of waiting, so nobody ever waits
  * for anybody.
@@ -207,34 +208,39 @@ static void lane_retire(struct lane *l, struct lane_seg *s)
 	urcu_bp_call_rcu(&s->rcu, seg_free_rcu);
 }
 
-/* Taker: claim index h of segment s; the claimer of a last slot retires. */
-static bool lane_claim(struct lane *l, uint64_t h, struct lane_seg *s)
+/*
+ * Taker: claim indices [h, h + n) of segment s with one CAS; the claimer
+ * of a segment's last slot retires it.  Read slots are final (a slot only
+ * ever changes from NULL), and head never moves back, so a CAS from the h
+ * the slots were read at makes them the caller's.
+ */
+static bool lane_claim(struct lane *l, uint64_t h, unsigned n, struct lane_seg *s)
 {
-	if (!atomic_compare_exchange_strong_explicit(&l->head, &h, h + 1,
+	if (!atomic_compare_exchange_strong_explicit(&l->head, &h, h + n,
 						     memory_order_acq_rel,
 						     memory_order_relaxed))
 		return false;
-	if (h == s->base + LANE_SEG - 1)
+	if (h + n == s->base + LANE_SEG)
 		lane_retire(l, s);
 	return true;
 }
 
 /*
- * Consumer or evictor, inside rcu_read_lock.  Takes the oldest entry and
- * the caller gets the lane's reference.  NULL when empty or when the
- * oldest entry is still being written.  With `evict`, a slot still being
- * written is claimed as LANE_EVICTED instead (its producer then counts the
- * drop and releases the room) and LANE_EVICTED is returned.  Lock-free: a
+ * Evictor, inside rcu_read_lock.  Takes the oldest entry and the caller
+ * gets the lane's reference.  NULL when empty.  A slot still being written
+ * is claimed as LANE_EVICTED instead (its producer then counts the drop
+ * and releases the room) and LANE_EVICTED is returned.  Lock-free: a
  * failed CAS means another taker made progress.
  */
-fanq_msg *lane_take(struct lane *l, uint64_t *ord, bool evict)
+fanq_msg *lane_evict(struct lane *l)
 {
 	for (;;) {
 		uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
 		struct lane_seg *s = NULL;
-		fanq_msg *m = lane_read(l, h, &s, ord);
+		uint64_t ord;
+		fanq_msg *m = lane_read(l, h, &s, &ord);
 
-		if (!m && s && evict) {
+		if (!m && s) {
 			fanq_msg *expect = NULL;
 
 			/* fails if the producer wrote it meanwhile: read again;
@@ -247,21 +253,56 @@ fanq_msg *lane_take(struct lane *l, uint64_t *ord, bool evict)
 		}
 		if (!m)
 			return NULL;
-		if (!lane_claim(l, h, s))
-			continue;
-		if (m == LANE_EVICTED && !evict)
-			continue; /* skip what an evictor dropped in flight */
-		return m;
+		if (lane_claim(l, h, 1, s))
+			return m;
 	}
 }
 
-/* Consumer, inside rcu_read_lock: the oldest entry, not taken, no ref. */
-fanq_msg *lane_peek(struct lane *l, uint64_t *ord)
+/*
+ * Consumer, inside rcu_read_lock: read up to max (<= LANE_SEG) entries
+ * from the head without taking them, stopping at a slot still being
+ * written and at the end of the head segment.  Entries an evictor claimed
+ * in flight read LANE_EVICTED (no ord).  Returns how many were read.
+ */
+unsigned lane_read_batch(struct lane *l, struct lane_batch *b, unsigned max)
 {
-	struct lane_seg *s = NULL;
-	fanq_msg *m = lane_read(l, atomic_load(&l->head), &s, ord);
+	uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
+	/* pairs with the CAS on tail in lane_push() */
+	uint64_t t = atomic_load_explicit(&l->tail, memory_order_acquire);
+	struct lane_slot *slot;
+	struct lane_seg *s;
+	unsigned n;
 
-	return m == LANE_EVICTED ? NULL : m;
+	if (h >= t || !(s = lane_find_head_seg(l, h)))
+		return 0;
+	if (max > t - h)
+		max = (unsigned)(t - h);
+	if (max > s->base + LANE_SEG - h)
+		max = (unsigned)(s->base + LANE_SEG - h);
+	slot = &s->slot[h - s->base];
+	for (n = 0; n < max; n++, slot++) {
+		/* pairs with the release CAS in lane_push() */
+		fanq_msg *m = atomic_load_explicit(&slot->msg, memory_order_acquire);
+
+		if (!m)
+			break; /* reserved, not yet written: later ones wait too */
+		b->msg[n] = m;
+		if (m != LANE_EVICTED)
+			b->ord[n] = slot->ord;
+	}
+	b->head = h;
+	b->seg = s;
+	return n;
+}
+
+/*
+ * Consumer, inside rcu_read_lock: take the first n entries b read (one
+ * CAS for all); the caller gets the lane's reference on each message.
+ * False when an evictor took the head meanwhile: read again.
+ */
+bool lane_take_batch(struct lane *l, const struct lane_batch *b, unsigned n)
+{
+	return lane_claim(l, b->head, n, b->seg);
 }
 
 /* Any thread: entries reserved and not taken (may include one in flight). */

@@ -292,11 +292,11 @@ static bool sub_reserve(struct fanq_sub *s, uint64_t len)
 	return true;
 }
 
-/* Any taker: an entry of len bytes left the lanes. */
-void sub_unreserve(struct fanq_sub *s, uint64_t len)
+/* Any taker: msgs entries of bytes bytes in all left the lanes. */
+void sub_unreserve(struct fanq_sub *s, uint64_t msgs, uint64_t bytes)
 {
-	atomic_fetch_sub_explicit(&s->bytes, len, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&s->msgs, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&s->bytes, bytes, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&s->msgs, msgs, memory_order_relaxed);
 }
 
 void sub_count_drop(struct fanq_sub *s, enum fanq_drop_reason why)
@@ -307,14 +307,13 @@ void sub_count_drop(struct fanq_sub *s, enum fanq_drop_reason why)
 /* Evictor, inside rcu_read_lock: drop the oldest entry of a lane. */
 static bool sub_evict(struct fanq_sub *s, unsigned lane, const struct policy *p)
 {
-	uint64_t ord;
-	fanq_msg *m = lane_take(&s->lanes[lane], &ord, true);
+	fanq_msg *m = lane_evict(&s->lanes[lane]);
 
 	if (!m)
 		return false;
 	if (m == LANE_EVICTED)
 		return true; /* its producer counts the drop and frees the room */
-	sub_unreserve(s, m->len);
+	sub_unreserve(s, 1, m->len);
 	sub_count_drop(s, policy_evict_reason(p));
 	fanq_msg_release(m);
 	return true;
@@ -373,7 +372,7 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 	fanq_msg_ref(m);
 	rc = lane_push(&s->lanes[lane], m, ord);
 	if (rc) {
-		sub_unreserve(s, m->len);
+		sub_unreserve(s, 1, m->len);
 		fanq_msg_release(m);
 		/* FANQ_ECLOSED: another fan-out thread evicted it in flight */
 		return sub_reject(s, rc == FANQ_ECLOSED ? policy_evict_reason(p)
