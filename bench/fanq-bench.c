@@ -213,10 +213,6 @@ bool bench_consumer_sweep(struct bench_consumer *c, uint64_t n,
 	uint64_t now;
 
 	if (n) {
-		/* single writer; relaxed: publishers only pace on it */
-		atomic_store_explicit(&c->received,
-				      atomic_load_explicit(&c->received, memory_order_relaxed) + n,
-				      memory_order_relaxed);
 		c->last_recv_ns = bench_now_ns();
 		c->idle_since_ns = 0;
 		return false;
@@ -231,7 +227,12 @@ bool bench_consumer_sweep(struct bench_consumer *c, uint64_t n,
 	return now - c->idle_since_ns >= BENCH_IDLE_NS;
 }
 
-/* Messages every drained subscriber has taken, at least (roughly). */
+/*
+ * Messages taken per drained subscriber, on average, by the consumer that
+ * is furthest behind.  Consumers report after each subscriber, so within
+ * a sweep the most-behind subscriber lags this by about one window at
+ * most: with the window at queue-max/4 no queue overflows.
+ */
 static uint64_t slowest_progress(const struct bench_pass *pass)
 {
 	uint64_t min = UINT64_MAX, v;
@@ -280,15 +281,26 @@ static int flow_wait(struct pub_arg *a)
 	return 0;
 }
 
+void bench_consumer_took(struct bench_consumer *c, uint64_t n)
+{
+	/* single writer; relaxed: publishers only pace on it */
+	atomic_store_explicit(&c->received,
+			      atomic_load_explicit(&c->received, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
 uint64_t bench_sweep(struct bench_consumer *c, void *ctx, bench_drain_fn drain,
 		     int may_wait)
 {
 	unsigned i, step = c->pass->p->consumers;
-	uint64_t got = 0;
+	uint64_t got = 0, n;
 
-	for (i = c->idx; i < c->pass->p->subs; i += step)
-		if (!c->pass->stalled[i])
-			got += drain(ctx, i, may_wait);
+	for (i = c->idx; i < c->pass->p->subs; i += step) {
+		if (c->pass->stalled[i] || !(n = drain(ctx, i, may_wait)))
+			continue;
+		got += n;
+		bench_consumer_took(c, n);
+	}
 	return got;
 }
 

@@ -175,8 +175,12 @@ static void fanq_group_consume(void *arg, struct bench_consumer *c)
 		got = 0;
 		if (poll(&pfd, 1, 1) > 0 && read(pfd.fd, &ticks, sizeof(ticks)) < 0)
 			ticks = 0;
-		while (fanq_group_next_ready(g, &s) == 0)
-			got += drain_one(s);
+		while (fanq_group_next_ready(g, &s) == 0) {
+			uint64_t n = drain_one(s);
+
+			got += n;
+			bench_consumer_took(c, n);
+		}
 		/* Publishers are gone: one full sweep ends the pass exactly,
 		 * whatever the wakeups did. */
 		if (done && !got)

@@ -116,10 +116,14 @@ static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 {
 	struct member *mb;
 	uint32_t accepted = 0, dropped = 0;
+	unsigned refs = ch->nmembers;
 
 	m->seq = atomic_load_explicit(&ch->seq, memory_order_relaxed) + 1;
 	/* readers of fanq_channel_last_seq() see a seq only once given */
 	atomic_store_explicit(&ch->seq, m->seq, memory_order_release);
+	/* a reference for every member that may queue m, in one RMW rather
+	 * than one per member; the unused ones go back below */
+	msg_ref_n(m, refs);
 	cds_list_for_each_entry_rcu(mb, &ch->members, node) {
 		FANQ_TSAN_ACQUIRE(mb);
 		int r = sub_offer(mb->link->sub_owner, mb->link, m);
@@ -133,7 +137,7 @@ static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 		res->dropped = dropped;
 		res->deferred = 0;
 	}
-	fanq_msg_release(m); /* the operation's reference */
+	msg_release_n(m, refs - accepted + 1); /* unused, and the operation's */
 }
 
 static void member_free_rcu(struct rcu_head *head)
@@ -164,10 +168,12 @@ static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
 		mb->link->start_seq = atomic_load(&ch->seq) + 1;
 		FANQ_TSAN_RELEASE(mb);
 		cds_list_add_tail_rcu(&mb->node, &ch->members);
+		ch->nmembers++;
 		break;
 	case OP_UNSUBSCRIBE:
 		mb = caa_container_of(op, struct member, del);
 		cds_list_del_rcu(&mb->node);
+		ch->nmembers--;
 		FANQ_TSAN_RELEASE(mb);
 		urcu_bp_call_rcu(&mb->rcu, member_free_rcu);
 		break;

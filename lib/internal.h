@@ -112,6 +112,8 @@ struct fanq_msg {
 
 fanq_msg *msg_new(struct fanq_channel *ch, const void *data, size_t len,
 		  unsigned prio);
+void msg_ref_n(fanq_msg *m, unsigned n);
+void msg_release_n(fanq_msg *m, unsigned n);
 
 /* ---------------------------------------------------------------- lane */
 
@@ -175,6 +177,7 @@ struct fanq_channel {
 	atomic_int fanning FANQ_ALIGNED; /* 1 while a thread holds fan-out */
 	_Atomic uint64_t seq;   /* last sequence; written by fan-out only */
 	struct cds_list_head members; /* RCU list; written by fan-out only */
+	unsigned nmembers;      /* its length; fan-out only */
 	char name[];
 };
 

@@ -345,7 +345,9 @@ static int sub_reject(struct fanq_sub *s, enum fanq_drop_reason why)
 
 /*
  * Fan-out thread of lk's channel, inside rcu_read_lock.  Offers m to s
- * under its policy; returns OFFER_* bits.  Lock-free: every loop
+ * under its policy; returns OFFER_* bits.  With OFFER_ACCEPTED the lane
+ * has taken one of the references the caller holds for this purpose
+ * (apply_publish() takes one per member up front).  Lock-free: every loop
  * iteration reserves room, evicts an entry, or counts towards the bound.
  */
 int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
@@ -369,11 +371,9 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 			return sub_reject(s, policy_reject_reason(p));
 		caa_cpu_relax();
 	}
-	fanq_msg_ref(m);
 	rc = lane_push(&s->lanes[lane], m, ord);
 	if (rc) {
 		sub_unreserve(s, 1, m->len);
-		fanq_msg_release(m);
 		/* FANQ_ECLOSED: another fan-out thread evicted it in flight */
 		return sub_reject(s, rc == FANQ_ECLOSED ? policy_evict_reason(p)
 							 : FANQ_DROP_FULL_NEW);
