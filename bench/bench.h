@@ -40,6 +40,7 @@ struct bench_params {
 	unsigned queue_max; /* messages per subscriber queue */
 	int drop_oldest;    /* 0: drop-new, 1: drop-oldest (fanq, mutex) */
 	double slow_frac;   /* fraction of subscribers never drained */
+	int churn;          /* a thread subscribes and unsubscribes meanwhile */
 };
 
 struct bench_consumer;
@@ -77,6 +78,10 @@ struct bench_sys {
 	/* Drain this consumer's subscribers until bench_consumer_done(). */
 	void (*consume)(void *ctx, struct bench_consumer *c);
 	void (*teardown)(void *ctx);
+	/* One more subscriber joins, takes what arrived, and leaves, from a
+	 * thread of its own while the others publish and drain; 0 when it
+	 * did.  NULL: no churn scenario for this system. */
+	int (*churn)(void *ctx);
 	/* 1: queues are observable, so "empty after publishers finished" ends
 	 * a consumer; 0: it ends after BENCH_IDLE_NS without a message. */
 	int exact_drain;
