@@ -124,7 +124,11 @@ static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 	/* a reference for every member that may queue m, in one RMW rather
 	 * than one per member; the unused ones go back below */
 	msg_ref_n(m, refs);
-	cds_list_for_each_entry_rcu(mb, &ch->members, node) {
+	/* The fan-out thread is the list's only writer (the previous holder
+	 * of the role released it with its store to `fanning`), so it reads
+	 * the list as is: rcu_dereference would be an out-of-line call per
+	 * member here (no _LGPL_SOURCE). */
+	cds_list_for_each_entry(mb, &ch->members, node) {
 		FANQ_TSAN_ACQUIRE(mb);
 		int r = sub_offer(mb->link->sub_owner, mb->link, m);
 

@@ -353,7 +353,8 @@ static int sub_reject(struct fanq_sub *s, enum fanq_drop_reason why)
 int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 {
 	struct policy *p = atomic_load_explicit(&s->policy, memory_order_acquire);
-	unsigned lane = policy_lane(p, s->levels, m);
+	/* one lane: nothing to choose (a custom lane_of is not asked) */
+	unsigned lane = s->levels > 1 ? policy_lane(p, s->levels, m) : 0;
 	uint64_t ord = ++lk->prod_ord[lane];
 	int r = 0, retries = 0, rc;
 
