@@ -65,17 +65,17 @@ static unsigned batch_fit(struct fanq_sub *s, unsigned lane,
 	if (room >= 2 * (size_t)n)
 		return n; /* fits even if every message has a GAP */
 	for (j = 0; j < n; j++) {
-		const fanq_msg *m = b->msg[j];
+		const fanq_msg *m = lane_batch_msg(b, j), *e;
 		uint64_t prev;
 		unsigned i = j;
 
 		if (m == LANE_EVICTED)
 			continue;
 		/* the channel's previous ord: earlier in b, else the last taken */
-		while (i > 0 && (b->msg[i - 1] == LANE_EVICTED || b->msg[i - 1]->ch != m->ch))
+		while (i > 0 && ((e = lane_batch_msg(b, i - 1)) == LANE_EVICTED || e->ch != m->ch))
 			i--;
-		prev = i > 0 ? b->ord[i - 1] : link_of(s, m->ch, &last)->c_ord[lane];
-		used += 1 + (b->ord[j] != prev + 1);
+		prev = i > 0 ? lane_batch_ord(b, i - 1) : link_of(s, m->ch, &last)->c_ord[lane];
+		used += 1 + (lane_batch_ord(b, j) != prev + 1);
 		if (used > room)
 			break;
 	}
@@ -125,14 +125,14 @@ static size_t take_lanes(struct fanq_sub *s, fanq_entry *out, size_t room,
 		if (!lane_take_batch(l, &b, k))
 			continue; /* an evictor took the head meanwhile */
 		for (j = 0; j < k; j++) {
-			fanq_msg *m = b.msg[j];
+			fanq_msg *m = lane_batch_msg(&b, j);
 
 			if (m == LANE_EVICTED)
 				continue; /* its producer counted the drop */
 			msgs++;
 			bytes += m->len;
 			used += msg_entries(link_of(s, m->ch, &last), lane - 1, m,
-					    b.ord[j], out + used);
+					    lane_batch_ord(&b, j), out + used);
 		}
 		count_taken(s, msgs, bytes, deliver);
 		taken += (unsigned)msgs;

@@ -154,14 +154,25 @@ fanq_msg *lane_evict(struct lane *l);
 
 /* What the consumer read from a lane's head, before taking it. */
 struct lane_batch {
-	uint64_t head;          /* index of msg[0] */
+	uint64_t head;          /* index of slot[0] */
 	struct lane_seg *seg;   /* the segment holding them all */
-	fanq_msg *msg[LANE_SEG];
-	uint64_t ord[LANE_SEG]; /* unset where msg is LANE_EVICTED */
+	struct lane_slot *slot; /* the slots read, in place */
 };
 
 unsigned lane_read_batch(struct lane *l, struct lane_batch *b, unsigned max);
 bool lane_take_batch(struct lane *l, const struct lane_batch *b, unsigned n);
+
+/* Consumer, inside rcu_read_lock: entry j of those read (final once read:
+ * a slot only changes from NULL), and its ord (not for LANE_EVICTED). */
+static inline fanq_msg *lane_batch_msg(const struct lane_batch *b, unsigned j)
+{
+	return atomic_load_explicit(&b->slot[j].msg, memory_order_relaxed);
+}
+
+static inline uint64_t lane_batch_ord(const struct lane_batch *b, unsigned j)
+{
+	return b->slot[j].ord; /* written before the slot's release CAS */
+}
 uint64_t lane_depth(const struct lane *l);
 uint64_t lane_destroy(struct lane *l);
 

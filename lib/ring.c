@@ -260,9 +260,10 @@ fanq_msg *lane_evict(struct lane *l)
 
 /*
  * Consumer, inside rcu_read_lock: read up to max (<= LANE_SEG) entries
- * from the head without taking them, stopping at a slot still being
- * written and at the end of the head segment.  Entries an evictor claimed
- * in flight read LANE_EVICTED (no ord).  Returns how many were read.
+ * from the head without taking them or copying them, stopping at a slot
+ * still being written and at the end of the head segment; the caller
+ * reads them with lane_batch_msg() and lane_batch_ord().  Entries an
+ * evictor claimed in flight read LANE_EVICTED.  Returns how many.
  */
 unsigned lane_read_batch(struct lane *l, struct lane_batch *b, unsigned max)
 {
@@ -279,19 +280,14 @@ unsigned lane_read_batch(struct lane *l, struct lane_batch *b, unsigned max)
 		max = (unsigned)(t - h);
 	if (max > s->base + LANE_SEG - h)
 		max = (unsigned)(s->base + LANE_SEG - h);
-	slot = &s->slot[h - s->base];
-	for (n = 0; n < max; n++, slot++) {
-		/* pairs with the release CAS in lane_push() */
-		fanq_msg *m = atomic_load_explicit(&slot->msg, memory_order_acquire);
-
-		if (!m)
-			break; /* reserved, not yet written: later ones wait too */
-		b->msg[n] = m;
-		if (m != LANE_EVICTED)
-			b->ord[n] = slot->ord;
-	}
 	b->head = h;
 	b->seg = s;
+	b->slot = slot = &s->slot[h - s->base];
+	/* pairs with the release CAS in lane_push(); NULL: reserved, not yet
+	 * written, and the later ones wait for it */
+	for (n = 0; n < max; n++, slot++)
+		if (!atomic_load_explicit(&slot->msg, memory_order_acquire))
+			break;
 	return n;
 }
 
