@@ -83,18 +83,27 @@ static unsigned batch_fit(struct fanq_sub *s, unsigned lane,
 }
 
 /*
- * Consumer: msgs messages of bytes bytes left the lanes; they are now
- * delivered (deliver) or held in pending.  Counted before the room is
- * released so that a stats reader never sees them nowhere.
+ * Consumer, right after taking k entries of b: count their messages as
+ * delivered (deliver) or held in pending, then release the room they
+ * held, at once: a full drop-oldest publisher may be spinning to evict
+ * and finds the lane empty (sub_offer() retries a bounded number of
+ * times).  Reads no message, only the slots just read: the window stays
+ * a few instructions whatever k.  Returns the messages (k less the
+ * entries evicted in flight); their bytes are released by the caller.
  */
-static void count_taken(struct fanq_sub *s, uint64_t msgs, uint64_t bytes,
-			bool deliver)
+static uint64_t release_taken(struct fanq_sub *s, const struct lane_batch *b,
+			      unsigned k, bool deliver)
 {
+	uint64_t msgs = 0;
+
+	for (unsigned j = 0; j < k; j++)
+		msgs += lane_batch_msg(b, j) != LANE_EVICTED;
+	/* counted before the room goes, so a stats reader never sees them
+	 * nowhere */
 	atomic_fetch_add_explicit(deliver ? &s->delivered : &s->held, msgs,
 				  memory_order_relaxed);
-	/* release the room at once: a full drop-oldest publisher may be
-	 * waiting to evict */
-	sub_unreserve(s, msgs, bytes);
+	sub_unreserve(s, msgs, 0);
+	return msgs;
 }
 
 /*
@@ -109,12 +118,20 @@ static size_t take_lanes(struct fanq_sub *s, fanq_entry *out, size_t room,
 	struct lane_batch b;
 	unsigned lane = s->levels, taken = 0;
 	size_t used = 0;
+	/* Under an evicting policy a batch leaves its last entry for the
+	 * next claim: taking every entry at once would leave a full
+	 * publisher nothing to evict until this thread has released their
+	 * room, and a preemption in between would make it give up and
+	 * reject (sub_offer() retries a bounded number of times).  Taken
+	 * alone, the last entry has the window a single pop always had. */
+	bool keep_one = atomic_load_explicit(&s->policy, memory_order_acquire)->kind !=
+			FANQ_DROP_NEW;
 
 	while (lane > 0 && room - used >= 2 && taken < max_msgs) {
 		struct lane *l = &s->lanes[lane - 1];
 		size_t want = room - used < max_msgs - taken ? room - used : max_msgs - taken;
 		unsigned n = lane_read_batch(l, &b, want < LANE_SEG ? (unsigned)want : LANE_SEG);
-		uint64_t msgs = 0, bytes = 0;
+		uint64_t bytes = 0;
 		unsigned k, j;
 
 		if (!n) {
@@ -122,20 +139,24 @@ static size_t take_lanes(struct fanq_sub *s, fanq_entry *out, size_t room,
 			continue;
 		}
 		k = batch_fit(s, lane - 1, &b, n, room - used);
+		if (keep_one && k == n && k > 1)
+			k--;
 		if (!lane_take_batch(l, &b, k))
 			continue; /* an evictor took the head meanwhile */
+		taken += (unsigned)release_taken(s, &b, k, deliver);
 		for (j = 0; j < k; j++) {
 			fanq_msg *m = lane_batch_msg(&b, j);
 
 			if (m == LANE_EVICTED)
 				continue; /* its producer counted the drop */
-			msgs++;
 			bytes += m->len;
 			used += msg_entries(link_of(s, m->ch, &last), lane - 1, m,
 					    lane_batch_ord(&b, j), out + used);
 		}
-		count_taken(s, msgs, bytes, deliver);
-		taken += (unsigned)msgs;
+		/* later than msgs: with keep_one, the lane still has an entry
+		 * to evict meanwhile, or this took a single one */
+		sub_unreserve(s, 0, bytes);
+		lane_batch_done(l, &b, k);
 		lane = s->levels; /* a higher lane may have filled meanwhile */
 	}
 	return used;
@@ -146,10 +167,10 @@ static size_t take_lanes(struct fanq_sub *s, fanq_entry *out, size_t room,
  * Indices live in the lane, not in segments: no RCU section needed, so
  * a consumer sweeping idle subscribers does not pay for one.
  */
-static bool sub_has_ready(const struct fanq_sub *s)
+static bool sub_has_ready(struct fanq_sub *s)
 {
 	for (unsigned i = 0; i < s->levels; i++)
-		if (lane_depth(&s->lanes[i]))
+		if (lane_ready(&s->lanes[i]))
 			return true;
 	return false;
 }

@@ -144,6 +144,7 @@ struct lane {
 	/* taker side: the consumer and evictors */
 	_Atomic uint64_t head FANQ_ALIGNED;
 	_Atomic(struct lane_seg *) head_seg;
+	uint64_t tail_seen;     /* consumer only: tail when it last looked */
 };
 
 int lane_push(struct lane *l, fanq_msg *m, uint64_t ord);
@@ -161,6 +162,7 @@ struct lane_batch {
 
 unsigned lane_read_batch(struct lane *l, struct lane_batch *b, unsigned max);
 bool lane_take_batch(struct lane *l, const struct lane_batch *b, unsigned n);
+void lane_batch_done(struct lane *l, const struct lane_batch *b, unsigned n);
 
 /* Consumer, inside rcu_read_lock: entry j of those read (final once read:
  * a slot only changes from NULL), and its ord (not for LANE_EVICTED). */
@@ -174,6 +176,7 @@ static inline uint64_t lane_batch_ord(const struct lane_batch *b, unsigned j)
 	return b->slot[j].ord; /* written before the slot's release CAS */
 }
 uint64_t lane_depth(const struct lane *l);
+bool lane_ready(struct lane *l);
 uint64_t lane_destroy(struct lane *l);
 
 /* ------------------------------------------------------------ channels */

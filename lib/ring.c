@@ -9,10 +9,10 @@
  *
  * Takers (the consumer, and evictors under drop-oldest/priority) claim the
  * head index with a CAS on `head`, after reading the slot; the consumer
- * claims all the ready slots of the head segment it read with one CAS.  A slot whose
- * index is reserved but whose message is not yet stored reads NULL: the
- * taker reports "nothing ready" instead of waiting, so nobody ever waits
- * for anybody.
+ * claims the ready slots it read in the head segment with one CAS.  A
+ * slot whose index is reserved but whose message is not yet stored reads
+ * NULL: the taker reports "nothing ready" instead of waiting, so nobody
+ * ever waits for anybody.
  *
  * The taker of a segment's last slot retires the segment: it moves
  * head_seg and tail_seg past it, then frees it with call_rcu().  Producers
@@ -208,19 +208,14 @@ static void lane_retire(struct lane *l, struct lane_seg *s)
 	urcu_bp_call_rcu(&s->rcu, seg_free_rcu);
 }
 
-/*
- * Taker: claim indices [h, h + n) of segment s with one CAS; the claimer
- * of a segment's last slot retires it.  Read slots are final (a slot only
- * ever changes from NULL), and head never moves back, so a CAS from the h
- * the slots were read at makes them the caller's.
- */
-static bool lane_claim(struct lane *l, uint64_t h, unsigned n, struct lane_seg *s)
+/* Taker: claim index h of segment s; the claimer of a last slot retires. */
+static bool lane_claim(struct lane *l, uint64_t h, struct lane_seg *s)
 {
-	if (!atomic_compare_exchange_strong_explicit(&l->head, &h, h + n,
+	if (!atomic_compare_exchange_strong_explicit(&l->head, &h, h + 1,
 						     memory_order_acq_rel,
 						     memory_order_relaxed))
 		return false;
-	if (h + n == s->base + LANE_SEG)
+	if (h == s->base + LANE_SEG - 1)
 		lane_retire(l, s);
 	return true;
 }
@@ -253,7 +248,7 @@ fanq_msg *lane_evict(struct lane *l)
 		}
 		if (!m)
 			return NULL;
-		if (lane_claim(l, h, 1, s))
+		if (lane_claim(l, h, s))
 			return m;
 	}
 }
@@ -268,16 +263,15 @@ fanq_msg *lane_evict(struct lane *l)
 unsigned lane_read_batch(struct lane *l, struct lane_batch *b, unsigned max)
 {
 	uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
-	/* pairs with the CAS on tail in lane_push() */
-	uint64_t t = atomic_load_explicit(&l->tail, memory_order_acquire);
 	struct lane_slot *slot;
 	struct lane_seg *s;
 	unsigned n;
 
-	if (h >= t || !(s = lane_find_head_seg(l, h)))
+	/* No look at tail (the producers' line): a slot at or past tail is
+	 * NULL (segments start zeroed, evictors mark only below tail), and
+	 * the segment holding head exists once any index of it was reserved. */
+	if (!(s = lane_find_head_seg(l, h)))
 		return 0;
-	if (max > t - h)
-		max = (unsigned)(t - h);
 	if (max > s->base + LANE_SEG - h)
 		max = (unsigned)(s->base + LANE_SEG - h);
 	b->head = h;
@@ -292,13 +286,46 @@ unsigned lane_read_batch(struct lane *l, struct lane_batch *b, unsigned max)
 }
 
 /*
- * Consumer, inside rcu_read_lock: take the first n entries b read (one
- * CAS for all); the caller gets the lane's reference on each message.
- * False when an evictor took the head meanwhile: read again.
+ * Consumer, inside rcu_read_lock: take the first n entries b read with
+ * one CAS (read slots are final, and head never moves back, so a CAS
+ * from the head they were read at makes them the caller's); the caller
+ * gets the lane's reference on each message.  False when an evictor took
+ * the head meanwhile: read again.  Once it has released the room they
+ * held, the caller calls lane_batch_done(): retiring a segment may wake
+ * liburcu's call_rcu thread, which must not happen while a full
+ * drop-oldest publisher waits for that room.
  */
 bool lane_take_batch(struct lane *l, const struct lane_batch *b, unsigned n)
 {
-	return lane_claim(l, b->head, n, b->seg);
+	uint64_t h = b->head;
+
+	return atomic_compare_exchange_strong_explicit(&l->head, &h, h + n,
+						       memory_order_acq_rel,
+						       memory_order_relaxed);
+}
+
+/* Consumer, after lane_take_batch(l, b, n): retire the segment if that
+ * took its last slot (lane_claim() does this for an evictor's take). */
+void lane_batch_done(struct lane *l, const struct lane_batch *b, unsigned n)
+{
+	if (b->head + n == b->seg->base + LANE_SEG)
+		lane_retire(l, b->seg);
+}
+
+/*
+ * Consumer: whether an entry is reserved at head (maybe still being
+ * written).  It reads the producers' tail only when what it saw last
+ * time is used up, as an SPSC ring's consumer caches the producer index:
+ * a consumer that is behind then never pulls the producers' cache line.
+ */
+bool lane_ready(struct lane *l)
+{
+	uint64_t h = atomic_load_explicit(&l->head, memory_order_relaxed);
+
+	if (h < l->tail_seen)
+		return true;
+	l->tail_seen = atomic_load_explicit(&l->tail, memory_order_relaxed);
+	return h < l->tail_seen;
 }
 
 /* Any thread: entries reserved and not taken (may include one in flight). */

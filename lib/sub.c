@@ -295,8 +295,10 @@ static bool sub_reserve(struct fanq_sub *s, uint64_t len)
 /* Any taker: msgs entries of bytes bytes in all left the lanes. */
 void sub_unreserve(struct fanq_sub *s, uint64_t msgs, uint64_t bytes)
 {
-	atomic_fetch_sub_explicit(&s->bytes, bytes, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&s->msgs, msgs, memory_order_relaxed);
+	if (bytes)
+		atomic_fetch_sub_explicit(&s->bytes, bytes, memory_order_relaxed);
+	if (msgs)
+		atomic_fetch_sub_explicit(&s->msgs, msgs, memory_order_relaxed);
 }
 
 void sub_count_drop(struct fanq_sub *s, enum fanq_drop_reason why)
