@@ -9,8 +9,9 @@
  * Every system drops a message for a full queue (no backpressure), so a
  * stalled subscriber never slows the others; drops are counted uniformly
  * as (published x drained subscribers) - received.  By default publishers
- * are paced by the consumers' progress (a window of queue_max/4 per
- * subscriber), the same way for every system, so that deliveries/s is a
+ * are paced by the consumers' progress (a window of queue_max/4 messages
+ * per subscriber, against what consumers report after each subscriber
+ * they drain), the same way for every system, so that deliveries/s is a
  * sustained rate without loss rather than a race between malloc and free;
  * --overload lets them run free.
  */
@@ -39,6 +40,7 @@ struct bench_params {
 	unsigned queue_max; /* messages per subscriber queue */
 	int drop_oldest;    /* 0: drop-new, 1: drop-oldest (fanq, mutex) */
 	double slow_frac;   /* fraction of subscribers never drained */
+	int churn;          /* a thread subscribes and unsubscribes meanwhile */
 };
 
 struct bench_consumer;
@@ -76,6 +78,10 @@ struct bench_sys {
 	/* Drain this consumer's subscribers until bench_consumer_done(). */
 	void (*consume)(void *ctx, struct bench_consumer *c);
 	void (*teardown)(void *ctx);
+	/* One more subscriber joins, takes what arrived, and leaves, from a
+	 * thread of its own while the others publish and drain; 0 when it
+	 * did.  NULL: no churn scenario for this system. */
+	int (*churn)(void *ctx);
 	/* 1: queues are observable, so "empty after publishers finished" ends
 	 * a consumer; 0: it ends after BENCH_IDLE_NS without a message. */
 	int exact_drain;
@@ -103,7 +109,14 @@ static inline uint64_t bench_now_ns(void)
  */
 typedef uint64_t (*bench_drain_fn)(void *ctx, unsigned sub, int may_wait);
 
-/* One pass of consumer c over the subscribers it serves. */
+/*
+ * Report n more messages taken by c, at once: publishers pace on it, so a
+ * sweep over many subscribers must not hide its progress until its end
+ * (that would make publishing and draining take turns).
+ */
+void bench_consumer_took(struct bench_consumer *c, uint64_t n);
+
+/* One pass of consumer c over the subscribers it serves; reports each. */
 uint64_t bench_sweep(struct bench_consumer *c, void *ctx, bench_drain_fn drain,
 		     int may_wait);
 

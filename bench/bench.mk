@@ -1,10 +1,13 @@
 # bench/bench.mk - fanq-bench, included by the top Makefile.
 #
-#   make bench          default comparison (a few minutes on 2 cores);
-#                       writes bench/results/summary.json and fanout.png
-#   make bench-quick    the same with --quick (under 30 s)
+#   make bench          default comparison (a few minutes on 2 cores): the
+#                       end-to-end fanq-sse vs Pushpin run, then fanq-bench;
+#                       writes bench/results/summary.json, table.txt, sse.tsv
+#                       and fanout.png, and prints the table and the targets
+#   make bench-quick    fanq-bench --quick only (under 30 s)
 #   make bench BENCH_ARGS="--subs 1,1000 --systems fanq,zmq"
-#   make bench-sse      stretch: fanq-sse against Pushpin over loopback
+#   make bench-sse      the end-to-end comparison alone
+#   make bench-cost     instructions per delivery under callgrind (bench/cost.sh)
 #
 # The peers (ZeroMQ, nng) and gnuplot are needed by the bench only; the
 # library and the tests never link them.  Missing Debian packages are
@@ -12,7 +15,7 @@
 
 # Building needs the peers; running `make bench` also needs gnuplot (PNG).
 BENCH_BUILD_PKGS := libzmq3-dev libnng-dev
-BENCH_RUN_PKGS := gnuplot-nox
+BENCH_RUN_PKGS := gnuplot-nox pushpin
 BENCH_DEPS_STAMP := $(BUILD)/.bench-deps-ok
 BENCH_RUN_STAMP := $(BUILD)/.bench-run-deps-ok
 BENCH_DIR := $(BUILD)/bench
@@ -23,10 +26,11 @@ SSE_CLIENT := $(BENCH_DIR)/sse-client
 BENCH_RESULTS := bench/results
 BENCH_ARGS ?=
 BENCH_SSE_ARGS ?=
+BENCH_COST_ARGS ?=
 BENCH_CFLAGS = $(shell pkg-config --cflags libzmq 2>/dev/null)
 BENCH_LIBS = $(shell pkg-config --libs libzmq 2>/dev/null || echo -lzmq) -lnng
 
-.PHONY: bench bench-quick bench-deps bench-build bench-sse
+.PHONY: bench bench-quick bench-deps bench-build bench-sse bench-cost
 
 # Plain `make` builds the bench too, only where its peers are installed
 # already: the library never waits on them.
@@ -59,7 +63,10 @@ $(SSE_CLIENT): bench/sse-client.c
 bench-sse: $(SSE_CLIENT) $(BUILD)/examples/fanq-sse
 	BUILD=$(BUILD) bench/sse-vs-pushpin.sh $(BENCH_SSE_ARGS)
 
-# $(1): extra flags.  Table to stdout (and bench/results/table.txt).
+bench-cost: $(BENCH_BIN)
+	BUILD=$(BUILD) bench/cost.sh $(BENCH_COST_ARGS)
+
+# $(1): extra fanq-bench flags.  Table to stdout (and bench/results/table.txt).
 define bench_run
 	@mkdir -p $(BENCH_RESULTS)
 	@$(BENCH_BIN) $(1) $(BENCH_ARGS) --json $(BENCH_RESULTS)/summary.json \
@@ -71,8 +78,14 @@ define bench_run
 	else echo "fanq-bench: gnuplot missing; no PNG"; fi
 endef
 
-bench: $(BENCH_BIN) | $(BENCH_RUN_STAMP)
-	$(call bench_run,)
+# The end-to-end run goes first: fanq-bench merges its rows (sse.tsv) into
+# the table, the JSON and the targets.
+bench: $(BENCH_BIN) $(SSE_CLIENT) $(BUILD)/examples/fanq-sse | $(BENCH_RUN_STAMP)
+	@mkdir -p $(BENCH_RESULTS)
+	@rm -f $(BENCH_RESULTS)/sse.tsv
+	BUILD=$(BUILD) bench/sse-vs-pushpin.sh --out $(BENCH_RESULTS)/sse.tsv $(BENCH_SSE_ARGS) \
+	  || echo "fanq-bench: the end-to-end run failed; its rows are missing"
+	$(call bench_run,--sse-results $(BENCH_RESULTS)/sse.tsv)
 
 bench-quick: $(BENCH_BIN) | $(BENCH_RUN_STAMP)
 	$(call bench_run,--quick)

@@ -18,7 +18,7 @@ struct fanq_ctx {
 	fanq_channel *ch;
 	fanq_sub **subs;
 	fanq_group **groups; /* [consumers], NULL for "fanq" */
-	unsigned nsubs, ngroups;
+	unsigned nsubs, ngroups, queue_max;
 };
 
 /*
@@ -80,6 +80,7 @@ static void *fanq_setup_common(const struct bench_params *p, const bool *stalled
 
 	if (!x || !(x->subs = calloc(p->subs, sizeof(*x->subs))))
 		abort();
+	x->queue_max = p->queue_max;
 	if ((err = fanq_bus_new(&x->bus)) ||
 	    (err = fanq_channel_open(x->bus, "bench", &x->ch)))
 		return fanq_fail(x, "bus/channel", err), NULL;
@@ -156,6 +157,21 @@ static uint64_t fanq_drain(void *arg, unsigned sub, int may_wait)
 	return drain_one(x->subs[sub]);
 }
 
+/* A connection comes and goes: its own subscriber, subscribed, drained, closed. */
+static int fanq_churn(void *arg)
+{
+	struct fanq_ctx *x = arg;
+	fanq_sub *s;
+
+	if (fanq_sub_new(x->bus, &s))
+		return -1;
+	if (fanq_sub_set_limits(s, x->queue_max, (uint64_t)1 << 40) == 0 &&
+	    fanq_subscribe(s, x->ch) == 0)
+		drain_one(s);
+	fanq_sub_close(s);
+	return 0;
+}
+
 static void fanq_consume(void *arg, struct bench_consumer *c)
 {
 	bench_consume_loop(c, arg, fanq_drain, 1);
@@ -175,8 +191,12 @@ static void fanq_group_consume(void *arg, struct bench_consumer *c)
 		got = 0;
 		if (poll(&pfd, 1, 1) > 0 && read(pfd.fd, &ticks, sizeof(ticks)) < 0)
 			ticks = 0;
-		while (fanq_group_next_ready(g, &s) == 0)
-			got += drain_one(s);
+		while (fanq_group_next_ready(g, &s) == 0) {
+			uint64_t n = drain_one(s);
+
+			got += n;
+			bench_consumer_took(c, n);
+		}
 		/* Publishers are gone: one full sweep ends the pass exactly,
 		 * whatever the wakeups did. */
 		if (done && !got)
@@ -190,12 +210,12 @@ const struct bench_sys bench_sys_fanq = {
 	.name = "fanq",
 	.about = "fanq_publish; consumers sweep their subs with fanq_sub_pop_batch",
 	.setup = fanq_setup, .publish = fanq_pub, .consume = fanq_consume,
-	.teardown = fanq_teardown, .exact_drain = 1, .memory = 1,
+	.teardown = fanq_teardown, .churn = fanq_churn, .exact_drain = 1, .memory = 1,
 };
 
 const struct bench_sys bench_sys_fanq_group = {
 	.name = "fanq-group",
 	.about = "fanq; each consumer polls its group's eventfd, drains next_ready subs",
 	.setup = fanq_group_setup, .publish = fanq_pub, .consume = fanq_group_consume,
-	.teardown = fanq_teardown, .exact_drain = 1,
+	.teardown = fanq_teardown, .churn = fanq_churn, .exact_drain = 1,
 };

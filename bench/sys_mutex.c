@@ -5,6 +5,9 @@
  * from empty to non-empty and its consumer sleeps on it.  A consumer
  * thread that serves one subscriber sleeps on that condvar; one that
  * serves many sweeps them (it cannot wait on many condvars at once).
+ * With churn, the subscriber list gets the lock such servers put on it:
+ * publishers hold it while fanning out, a joining or leaving subscriber
+ * takes it to change the list.
  */
 #include "bench.h"
 
@@ -24,7 +27,32 @@ struct mutex_ctx {
 	struct mq *q;
 	unsigned n, max;
 	int drop_oldest;
+	int churn;               /* the list below is in use */
+	pthread_mutex_t list_mu; /* guards extra */
+	struct mq *extra;        /* a churning subscriber, or NULL */
 };
+
+static void mq_init(struct mq *q, unsigned max)
+{
+	memset(q, 0, sizeof(*q));
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->nonempty, NULL);
+	q->cap = 16 < max ? 16 : max;
+	if (!(q->ring = malloc(q->cap * sizeof(*q->ring))))
+		abort();
+}
+
+/* Drop what is queued and free the queue's resources. */
+static void mq_destroy(struct mq *q)
+{
+	unsigned j;
+
+	for (j = 0; j < q->count; j++)
+		bench_msg_put(q->ring[(q->head + j) % q->cap], 1);
+	free(q->ring);
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->nonempty);
+}
 
 static void *mutex_setup(const struct bench_params *p, const bool *stalled)
 {
@@ -37,16 +65,10 @@ static void *mutex_setup(const struct bench_params *p, const bool *stalled)
 	x->n = p->subs;
 	x->max = p->queue_max;
 	x->drop_oldest = p->drop_oldest;
-	for (i = 0; i < p->subs; i++) {
-		struct mq *q = &x->q[i];
-
-		memset(q, 0, sizeof(*q));
-		pthread_mutex_init(&q->mu, NULL);
-		pthread_cond_init(&q->nonempty, NULL);
-		q->cap = 16 < x->max ? 16 : x->max;
-		if (!(q->ring = malloc(q->cap * sizeof(*q->ring))))
-			abort();
-	}
+	x->churn = p->churn;
+	pthread_mutex_init(&x->list_mu, NULL);
+	for (i = 0; i < p->subs; i++)
+		mq_init(&x->q[i], x->max);
 	return x;
 }
 
@@ -67,8 +89,13 @@ static int mq_grow(struct mq *q, unsigned max)
 	return 0;
 }
 
-/* Returns references the publisher must drop (rejected or evicted). */
-static unsigned mq_push(struct mutex_ctx *x, struct mq *q, struct bench_msg *m)
+/*
+ * Returns references the publisher must drop (rejected or evicted).
+ * Inlined at both call sites, as it was at its one before churn: the
+ * baseline must not pay a call (~20 instructions a delivery) for it.
+ */
+static inline __attribute__((always_inline)) unsigned
+mq_push(struct mutex_ctx *x, struct mq *q, struct bench_msg *m)
 {
 	struct bench_msg *evicted = NULL;
 	int wake;
@@ -96,12 +123,19 @@ static unsigned mq_push(struct mutex_ctx *x, struct mq *q, struct bench_msg *m)
 static void mutex_pub(void *arg, unsigned pub, const void *data, size_t len)
 {
 	struct mutex_ctx *x = arg;
-	struct bench_msg *m = bench_msg_new(data, len, x->n + 1);
-	unsigned i, unused = 1; /* the publisher's own reference */
+	/* a reference per queue it may enter, and the publisher's own */
+	struct bench_msg *m = bench_msg_new(data, len, x->n + 1 + (x->churn ? 1 : 0));
+	unsigned i, unused = 1;
 
 	(void)pub;
+	if (x->churn) {
+		pthread_mutex_lock(&x->list_mu);
+		unused += x->extra ? mq_push(x, x->extra, m) : 1;
+	}
 	for (i = 0; i < x->n; i++)
 		unused += mq_push(x, &x->q[i], m);
+	if (x->churn)
+		pthread_mutex_unlock(&x->list_mu);
 	bench_msg_put(m, unused);
 }
 
@@ -144,6 +178,30 @@ static uint64_t mutex_drain(void *arg, unsigned sub, int wait)
 	return got;
 }
 
+/* A subscriber joins the list, takes what arrived, and leaves. */
+static int mutex_churn(void *arg)
+{
+	struct mutex_ctx *x = arg;
+	struct mq q;
+
+	mq_init(&q, x->max);
+	pthread_mutex_lock(&x->list_mu);
+	x->extra = &q;
+	pthread_mutex_unlock(&x->list_mu);
+	pthread_mutex_lock(&q.mu);
+	while (q.count) {
+		bench_msg_put(q.ring[q.head], 1);
+		q.head = (q.head + 1) % q.cap;
+		q.count--;
+	}
+	pthread_mutex_unlock(&q.mu);
+	pthread_mutex_lock(&x->list_mu);
+	x->extra = NULL;
+	pthread_mutex_unlock(&x->list_mu);
+	mq_destroy(&q);
+	return 0;
+}
+
 static void mutex_consume(void *arg, struct bench_consumer *c)
 {
 	bench_consume_loop(c, arg, mutex_drain, 1);
@@ -152,17 +210,11 @@ static void mutex_consume(void *arg, struct bench_consumer *c)
 static void mutex_teardown(void *arg)
 {
 	struct mutex_ctx *x = arg;
-	unsigned i, j;
+	unsigned i;
 
-	for (i = 0; i < x->n; i++) {
-		struct mq *q = &x->q[i];
-
-		for (j = 0; j < q->count; j++)
-			bench_msg_put(q->ring[(q->head + j) % q->cap], 1);
-		free(q->ring);
-		pthread_mutex_destroy(&q->mu);
-		pthread_cond_destroy(&q->nonempty);
-	}
+	for (i = 0; i < x->n; i++)
+		mq_destroy(&x->q[i]);
+	pthread_mutex_destroy(&x->list_mu);
 	free(x->q);
 	free(x);
 }
@@ -171,5 +223,5 @@ const struct bench_sys bench_sys_mutex = {
 	.name = "mutex",
 	.about = "per-sub deque-like ring + mutex + condvar, refcounted message pointers",
 	.setup = mutex_setup, .publish = mutex_pub, .consume = mutex_consume,
-	.teardown = mutex_teardown, .exact_drain = 1, .memory = 1,
+	.teardown = mutex_teardown, .churn = mutex_churn, .exact_drain = 1, .memory = 1,
 };

@@ -20,6 +20,7 @@ struct nng_ctx {
 	nng_socket pub;
 	nng_socket *sub; /* [n] */
 	unsigned n, opened;
+	int half;
 };
 
 static void nng_teardown(void *arg)
@@ -96,6 +97,7 @@ static void *nng_setup(const struct bench_params *p, const bool *stalled)
 		abort();
 	x->n = p->subs;
 	half = half > 8192 ? 8192 : half;
+	x->half = half;
 	if ((rv = nng_pub0_open(&x->pub)) ||
 	    (rv = nng_socket_set_int(x->pub, NNG_OPT_SENDBUF, half)) ||
 	    (rv = nng_listen(x->pub, NNG_URL, NULL, 0)))
@@ -139,6 +141,23 @@ static uint64_t nng_drain(void *arg, unsigned sub, int may_wait)
 	return nng_drain_sub(x->sub[sub], NULL);
 }
 
+/* A sub0 socket dials the pub0, takes what arrived, and closes. */
+static int nng_churn(void *arg)
+{
+	struct nng_ctx *x = arg;
+	nng_socket s;
+	int rv;
+
+	if (nng_sub0_open(&s))
+		return -1;
+	if (!(rv = nng_socket_set_int(s, NNG_OPT_RECVBUF, x->half)) &&
+	    !(rv = nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, "", 0)) &&
+	    !(rv = nng_dial(s, NNG_URL, NULL, 0)))
+		nng_drain_sub(s, NULL);
+	nng_close(s);
+	return rv ? -1 : 0;
+}
+
 static void nng_consume(void *arg, struct bench_consumer *c)
 {
 	bench_consume_loop(c, arg, nng_drain, 0);
@@ -148,5 +167,5 @@ const struct bench_sys bench_sys_nng = {
 	.name = "nng",
 	.about = "nng inproc pub0 -> N sub0, sendbuf = recvbuf = queue-max/2 (max 8192)",
 	.setup = nng_setup, .publish = nng_pub, .consume = nng_consume,
-	.teardown = nng_teardown, .exact_drain = 0,
+	.teardown = nng_teardown, .churn = nng_churn, .exact_drain = 0,
 };

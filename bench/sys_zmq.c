@@ -16,6 +16,7 @@ struct zmq_ctx {
 	void **pub; /* [pubs] */
 	void **sub; /* [n] */
 	unsigned n, pubs;
+	int hwm;
 };
 
 static void zmq_teardown_ctx(void *arg)
@@ -94,6 +95,7 @@ static void *zmq_setup(const struct bench_params *p, const bool *stalled)
 		abort();
 	x->n = p->subs;
 	x->pubs = p->pubs;
+	x->hwm = hwm;
 	if (p->pubs > 64) {
 		fprintf(stderr, "fanq-bench: zmq: at most 64 publishers\n");
 		zmq_ctx_term(x->ctx);
@@ -104,7 +106,8 @@ static void *zmq_setup(const struct bench_params *p, const bool *stalled)
 	x->sub = calloc(x->n, sizeof(*x->sub));
 	if (!x->pub || !x->sub)
 		abort();
-	zmq_ctx_set(x->ctx, ZMQ_MAX_SOCKETS, (int)(x->n + x->pubs + 16));
+	/* churn closes sockets faster than zmq's reaper may free them */
+	zmq_ctx_set(x->ctx, ZMQ_MAX_SOCKETS, (int)(x->n + x->pubs + 1024));
 	for (k = 0; k < x->pubs; k++) {
 		snprintf(url, sizeof(url), "inproc://fanq-bench-%u", k);
 		x->pub[k] = zmq_socket(x->ctx, ZMQ_PUB);
@@ -155,6 +158,29 @@ static void zmq_consume(void *arg, struct bench_consumer *c)
 	bench_consume_loop(c, arg, zmq_drain, 0);
 }
 
+/* A SUB socket connects to every PUB, takes what arrived, and closes. */
+static int zmq_churn(void *arg)
+{
+	struct zmq_ctx *x = arg;
+	void *s = zmq_socket(x->ctx, ZMQ_SUB);
+	int zero = 0, rc = 0;
+	char url[64];
+	unsigned k;
+
+	if (!s)
+		return -1;
+	zmq_setsockopt(s, ZMQ_RCVHWM, &x->hwm, sizeof(x->hwm));
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+	for (k = 0; k < x->pubs; k++) {
+		snprintf(url, sizeof(url), "inproc://fanq-bench-%u", k);
+		rc |= zmq_connect(s, url);
+	}
+	zmq_drain_sub(s, NULL);
+	zmq_close(s);
+	return rc ? -1 : 0;
+}
+
 static void zmq_teardown(void *arg)
 {
 	struct zmq_ctx *x = arg;
@@ -172,5 +198,5 @@ const struct bench_sys bench_sys_zmq = {
 	.name = "zmq",
 	.about = "ZeroMQ inproc PUB -> N SUB, SNDHWM = RCVHWM = queue-max/2",
 	.setup = zmq_setup, .publish = zmq_pub, .consume = zmq_consume,
-	.teardown = zmq_teardown, .exact_drain = 0,
+	.teardown = zmq_teardown, .churn = zmq_churn, .exact_drain = 0,
 };

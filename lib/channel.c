@@ -120,13 +120,23 @@ static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 	struct history *h = atomic_load_explicit(&ch->hist, memory_order_relaxed);
 	struct member *mb;
 	uint32_t accepted = 0, dropped = 0, offered = 0;
+	/* fan-out is the only writer of subscribers: its own value */
+	unsigned refs = (unsigned)atomic_load_explicit(&ch->subscribers,
+						       memory_order_relaxed);
 
 	m->seq = atomic_load_explicit(&ch->seq, memory_order_relaxed) + 1;
 	/* readers of fanq_channel_last_seq() see a seq only once given */
 	atomic_store_explicit(&ch->seq, m->seq, memory_order_release);
 	if (h) /* the only cost of history for a channel without one */
 		history_append(h, m);
-	cds_list_for_each_entry_rcu(mb, &ch->members, node) {
+	/* a reference for every member that may queue m, in one RMW rather
+	 * than one per member; the unused ones go back below */
+	msg_ref_n(m, refs);
+	/* The fan-out thread is the list's only writer (the previous holder
+	 * of the role released it with its store to `fanning`), so it reads
+	 * the list as is: rcu_dereference would be an out-of-line call per
+	 * member here (no _LGPL_SOURCE). */
+	cds_list_for_each_entry(mb, &ch->members, node) {
 		FANQ_TSAN_ACQUIRE(mb);
 		int r = sub_offer(mb->link->sub_owner, mb->link, m);
 
@@ -142,7 +152,7 @@ static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 		res->dropped = dropped;
 		res->deferred = 0;
 	}
-	fanq_msg_release(m); /* the operation's reference */
+	msg_release_n(m, refs - accepted + 1); /* unused, and the operation's */
 }
 
 static void member_free_rcu(struct rcu_head *head)

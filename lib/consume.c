@@ -9,68 +9,198 @@
  * A gap marker (a resume the history fell short of, see internal.h) is no
  * offer itself: its offer number counts only the messages it stands for,
  * and it becomes a GAP entry alone.
+ *
+ * The consumer takes a batch at a time: it reads the ready slots of a
+ * lane's head segment, works out how many of them fit the caller's array
+ * (a GAP needs an entry of its own), takes them with one CAS, and updates
+ * the subscriber's counters once per batch, all inside one RCU read-side
+ * section per call.  A message a drop-oldest evictor took first is simply
+ * read again from the new head.
  */
-#include <string.h>
+#include <limits.h>
 
 #include "internal.h"
 
-/*
- * Consumer: queue the entries for a taken message (a GAP first if
- * needed), or the GAP a gap marker stands for.
- */
-static void take_entries(struct fanq_sub *s, unsigned lane, fanq_msg *m,
-			 uint64_t ord)
+/* Consumer: the link of s for ch; *last caches the previous answer. */
+static struct link *link_of(struct fanq_sub *s, const struct fanq_channel *ch,
+			    struct link **last)
 {
-	struct link *lk = sub_link_find(s, m->ch);
-	fanq_entry e = { .kind = FANQ_ENTRY_MSG, .msg = m, .ch = m->ch, .seq = m->seq };
-	uint64_t missing, first;
+	/* it exists: links live as long as the subscriber */
+	if (!*last || (*last)->ch != ch)
+		*last = sub_link_find(s, ch);
+	return *last;
+}
 
-	/* lk exists: links live as long as the subscriber */
-	missing = ord - lk->c_ord[lane] - !m->gap_marker;
-	first = lk->c_ord[lane] ? lk->c_seq[lane] + 1 : lk->start_seq;
+/*
+ * Consumer: the entries for a taken message, a GAP first if messages of
+ * its (channel, lane) were dropped before it, written to e; for a gap
+ * marker, its GAP alone (the marker is released here).  Returns 1 or 2.
+ */
+static unsigned msg_entries(struct link *lk, unsigned lane, fanq_msg *m,
+			    uint64_t ord, fanq_entry *e)
+{
+	uint64_t missing = ord - lk->c_ord[lane] - !m->gap_marker;
+	uint64_t first = lk->c_ord[lane] ? lk->c_seq[lane] + 1 : lk->start_seq;
+	unsigned n = 0;
+
 	if (m->gap_marker && missing == m->seq - m->gap_first)
 		first = m->gap_first; /* nothing dropped before it */
+	if (missing)
+		e[n++] = (fanq_entry){ .kind = FANQ_ENTRY_GAP, .ch = m->ch,
+				       .gap_first = first, .gap_last = m->seq - 1,
+				       .gap_count = missing };
 	lk->c_ord[lane] = ord;
 	lk->c_seq[lane] = m->seq - m->gap_marker;
-	if (missing) {
-		fanq_entry *g = &s->pending[s->npending++];
-
-		memset(g, 0, sizeof(*g));
-		g->kind = FANQ_ENTRY_GAP;
-		g->ch = m->ch;
-		g->gap_first = first;
-		g->gap_last = m->seq - 1;
-		g->gap_count = missing;
-	}
 	if (m->gap_marker)
 		fanq_msg_release(m);
 	else
-		s->pending[s->npending++] = e;
+		e[n++] = (fanq_entry){ .kind = FANQ_ENTRY_MSG, .msg = m, .ch = m->ch,
+				       .seq = m->seq };
+	return n;
+}
+
+/*
+ * Consumer: how many of the n entries read into b to take so that their
+ * entries (one per message, one more for a GAP) fit in room.  At least
+ * one when room >= 2.  Reads the gap state without changing it.
+ */
+static unsigned batch_fit(struct fanq_sub *s, unsigned lane,
+			  const struct lane_batch *b, unsigned n, size_t room)
+{
+	struct link *last = NULL;
+	size_t used = 0;
+	unsigned j;
+
+	if (room >= 2 * (size_t)n)
+		return n; /* fits even if every message has a GAP */
+	for (j = 0; j < n; j++) {
+		const fanq_msg *m = lane_batch_msg(b, j), *e;
+		uint64_t prev;
+		unsigned i = j;
+
+		if (m == LANE_EVICTED)
+			continue;
+		/* the channel's previous ord: earlier in b, else the last taken */
+		while (i > 0 && ((e = lane_batch_msg(b, i - 1)) == LANE_EVICTED || e->ch != m->ch))
+			i--;
+		prev = i > 0 ? lane_batch_ord(b, i - 1) : link_of(s, m->ch, &last)->c_ord[lane];
+		/* a gap marker is one GAP entry, whatever came before it */
+		used += 1 + (!m->gap_marker && lane_batch_ord(b, j) != prev + 1);
+		if (used > room)
+			break;
+	}
+	return j;
+}
+
+/*
+ * Consumer, right after taking k entries of b: count their messages as
+ * delivered (deliver) or held in pending, then release the room they
+ * held, at once: a full drop-oldest publisher may be spinning to evict
+ * and finds the lane empty (sub_offer() retries a bounded number of
+ * times).  Reads only the slots just read and the messages' marker
+ * flags: the window stays a few instructions whatever k.  Returns the
+ * messages (k less the entries evicted in flight and the gap markers);
+ * their bytes are released by the caller.
+ */
+static uint64_t release_taken(struct fanq_sub *s, const struct lane_batch *b,
+			      unsigned k, bool deliver)
+{
+	uint64_t msgs = 0;
+
+	for (unsigned j = 0; j < k; j++) {
+		const fanq_msg *m = lane_batch_msg(b, j);
+
+		msgs += m != LANE_EVICTED && !m->gap_marker; /* markers hold no room */
+	}
+	/* counted before the room goes, so a stats reader never sees them
+	 * nowhere */
+	atomic_fetch_add_explicit(deliver ? &s->delivered : &s->held, msgs,
+				  memory_order_relaxed);
+	sub_unreserve(s, msgs, 0);
+	return msgs;
+}
+
+/*
+ * Consumer, inside rcu_read_lock: take up to max_msgs messages from the
+ * lanes, highest first, writing their entries to out (room >= 2) until
+ * room runs out or nothing is ready.  Returns the entries written.
+ */
+static size_t take_lanes(struct fanq_sub *s, fanq_entry *out, size_t room,
+			 unsigned max_msgs, bool deliver)
+{
+	struct link *last = NULL;
+	struct lane_batch b;
+	unsigned lane = s->levels, taken = 0;
+	size_t used = 0;
+	/* Under an evicting policy a batch leaves its last entry for the
+	 * next claim: taking every entry at once would leave a full
+	 * publisher nothing to evict until this thread has released their
+	 * room, and a preemption in between would make it give up and
+	 * reject (sub_offer() retries a bounded number of times).  Taken
+	 * alone, the last entry has the window a single pop always had. */
+	bool keep_one = atomic_load_explicit(&s->policy, memory_order_acquire)->kind !=
+			FANQ_DROP_NEW;
+
+	while (lane > 0 && room - used >= 2 && taken < max_msgs) {
+		struct lane *l = &s->lanes[lane - 1];
+		size_t want = room - used < max_msgs - taken ? room - used : max_msgs - taken;
+		unsigned n = lane_read_batch(l, &b, want < LANE_SEG ? (unsigned)want : LANE_SEG);
+		uint64_t bytes = 0;
+		unsigned k, j;
+
+		if (!n) {
+			lane--;
+			continue;
+		}
+		k = batch_fit(s, lane - 1, &b, n, room - used);
+		if (keep_one && k == n && k > 1)
+			k--;
+		if (!lane_take_batch(l, &b, k))
+			continue; /* an evictor took the head meanwhile */
+		taken += (unsigned)release_taken(s, &b, k, deliver);
+		for (j = 0; j < k; j++) {
+			fanq_msg *m = lane_batch_msg(&b, j);
+
+			if (m == LANE_EVICTED)
+				continue; /* its producer counted the drop */
+			bytes += m->len;
+			used += msg_entries(link_of(s, m->ch, &last), lane - 1, m,
+					    lane_batch_ord(&b, j), out + used);
+		}
+		/* later than msgs: with keep_one, the lane still has an entry
+		 * to evict meanwhile, or this took a single one */
+		sub_unreserve(s, 0, bytes);
+		lane_batch_done(l, &b, k);
+		lane = s->levels; /* a higher lane may have filled meanwhile */
+	}
+	return used;
+}
+
+/*
+ * Consumer: whether any lane has an entry (maybe still being written).
+ * Indices live in the lane, not in segments: no RCU section needed, so
+ * a consumer sweeping idle subscribers does not pay for one.
+ */
+static bool sub_has_ready(struct fanq_sub *s)
+{
+	for (unsigned i = 0; i < s->levels; i++)
+		if (lane_ready(&s->lanes[i]))
+			return true;
+	return false;
 }
 
 /* Consumer: make sure pending holds the next entry.  0 or FANQ_EAGAIN. */
 static int sub_fill(struct fanq_sub *s)
 {
-	fanq_msg *m = NULL;
-	uint64_t ord = 0;
-	unsigned lane = s->levels;
-
 	if (s->npending)
 		return 0;
-	urcu_bp_read_lock();
-	while (lane-- > 0 && !(m = lane_take(&s->lanes[lane], &ord, false)))
-		;
-	/* release the room at once (a full drop-oldest publisher may be
-	 * waiting to evict); a gap marker took none */
-	if (m && !m->gap_marker) {
-		atomic_fetch_add_explicit(&s->held, 1, memory_order_relaxed);
-		sub_unreserve(s, m->len);
-	}
-	fanq_read_unlock();
-	if (!m)
+	if (!sub_has_ready(s))
 		return FANQ_EAGAIN;
-	take_entries(s, lane, m, ord);
-	return 0;
+	urcu_bp_read_lock();
+	/* one message: a GAP and its message fill pending's two entries */
+	s->npending = (unsigned)take_lanes(s, s->pending, 2, 1, false);
+	fanq_read_unlock();
+	return s->npending ? 0 : FANQ_EAGAIN;
 }
 
 /*
@@ -125,9 +255,10 @@ int fanq_sub_pop(fanq_sub *s, fanq_entry *out)
 	return rc;
 }
 
+/* Consumer thread.  See fanq.h.  Batches as the top of this file says. */
 int fanq_sub_pop_batch(fanq_sub *s, fanq_entry *out, size_t n)
 {
-	size_t i;
+	size_t i = 0;
 	int rc;
 
 	if (!s || !out || n == 0 || n > INT32_MAX)
@@ -135,9 +266,17 @@ int fanq_sub_pop_batch(fanq_sub *s, fanq_entry *out, size_t n)
 	rc = sub_consumer_check(s);
 	if (rc)
 		return rc;
-	for (i = 0; i < n; i++)
-		if (fanq_sub_pop(s, &out[i]) != 0)
-			break;
+	/* entries taken earlier (a GAP's message, a peeked one) come first */
+	while (i < n && s->npending)
+		fanq_sub_pop(s, &out[i++]);
+	if (n - i >= 2 && sub_has_ready(s)) {
+		urcu_bp_read_lock();
+		i += take_lanes(s, out + i, n - i, UINT_MAX, true);
+		fanq_read_unlock();
+	}
+	/* one entry left: a message whose GAP takes it stays pending */
+	if (i == n - 1 && fanq_sub_pop(s, &out[i]) == 0)
+		i++;
 	return (int)i;
 }
 

@@ -349,10 +349,14 @@ uint64_t history_replay(struct fanq_channel *ch, struct link *lk,
 	last = atomic_load_explicit(&h->last, memory_order_relaxed);
 	if (s <= after_seq)
 		s = after_seq + 1;
-	for (uint64_t i = s; i <= last; i++)
-		sub_offer(lk->sub_owner, lk,
-			  atomic_load_explicit(&r->slot[i & r->mask].msg,
-					       memory_order_relaxed));
+	for (uint64_t i = s; i <= last; i++) {
+		fanq_msg *m = atomic_load_explicit(&r->slot[i & r->mask].msg,
+						   memory_order_relaxed);
+
+		fanq_msg_ref(m); /* the lane's, if sub_offer() queues it */
+		if (!(sub_offer(lk->sub_owner, lk, m) & OFFER_ACCEPTED))
+			fanq_msg_release(m);
+	}
 	return s <= last ? last + 1 - s : 0;
 }
 

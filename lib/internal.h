@@ -163,6 +163,8 @@ struct fanq_msg {
 
 fanq_msg *msg_new(struct fanq_channel *ch, const void *data, size_t len,
 		  unsigned prio);
+void msg_ref_n(fanq_msg *m, unsigned n);
+void msg_release_n(fanq_msg *m, unsigned n);
 
 /*
  * A gap marker stands in a lane for the messages a resuming subscriber
@@ -203,15 +205,39 @@ struct lane {
 	/* taker side: the consumer and evictors */
 	_Atomic uint64_t head FANQ_ALIGNED;
 	_Atomic(struct lane_seg *) head_seg;
+	uint64_t tail_seen;     /* consumer only: tail when it last looked */
 };
 
 int lane_push(struct lane *l, fanq_msg *m, uint64_t ord);
 /* A slot an evictor claimed before its producer wrote it. */
 #define LANE_EVICTED ((fanq_msg *)1)
 
-fanq_msg *lane_take(struct lane *l, uint64_t *ord, bool evict);
-fanq_msg *lane_peek(struct lane *l, uint64_t *ord);
+fanq_msg *lane_evict(struct lane *l);
+
+/* What the consumer read from a lane's head, before taking it. */
+struct lane_batch {
+	uint64_t head;          /* index of slot[0] */
+	struct lane_seg *seg;   /* the segment holding them all */
+	struct lane_slot *slot; /* the slots read, in place */
+};
+
+unsigned lane_read_batch(struct lane *l, struct lane_batch *b, unsigned max);
+bool lane_take_batch(struct lane *l, const struct lane_batch *b, unsigned n);
+void lane_batch_done(struct lane *l, const struct lane_batch *b, unsigned n);
+
+/* Consumer, inside rcu_read_lock: entry j of those read (final once read:
+ * a slot only changes from NULL), and its ord (not for LANE_EVICTED). */
+static inline fanq_msg *lane_batch_msg(const struct lane_batch *b, unsigned j)
+{
+	return atomic_load_explicit(&b->slot[j].msg, memory_order_relaxed);
+}
+
+static inline uint64_t lane_batch_ord(const struct lane_batch *b, unsigned j)
+{
+	return b->slot[j].ord; /* written before the slot's release CAS */
+}
 uint64_t lane_depth(const struct lane *l);
+bool lane_ready(struct lane *l);
 void lane_destroy(struct lane *l);
 
 /* ------------------------------------------------------------ channels */
@@ -402,7 +428,7 @@ void sub_get(struct fanq_sub *s);
 bool sub_tryget(struct fanq_sub *s);
 void sub_put(struct fanq_sub *s);
 int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m);
-void sub_unreserve(struct fanq_sub *s, uint64_t len);
+void sub_unreserve(struct fanq_sub *s, uint64_t msgs, uint64_t bytes);
 void sub_count_drop(struct fanq_sub *s, const fanq_msg *m,
 		    enum fanq_drop_reason why);
 void sub_notify_group(struct fanq_sub *s);

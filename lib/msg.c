@@ -62,22 +62,33 @@ const fanq_channel *fanq_msg_channel(const fanq_msg *m)
 	return m ? m->ch : NULL;
 }
 
+/* Any thread holding a reference: n more, in one RMW. */
+void msg_ref_n(fanq_msg *m, unsigned n)
+{
+	if (n)
+		atomic_fetch_add_explicit(&m->refs, n, memory_order_relaxed);
+}
+
+/* Any thread holding n references: drops them in one RMW; the last frees. */
+void msg_release_n(fanq_msg *m, unsigned n)
+{
+	/* acq_rel: every holder's reads of m happen before the free in the
+	 * thread that drops the last reference (on the RMW rather than a
+	 * separate fence, which ThreadSanitizer does not model) */
+	if (n && atomic_fetch_sub_explicit(&m->refs, n, memory_order_acq_rel) == n)
+		free(m);
+}
+
 /* Any thread holding a reference; lock-free. */
 void fanq_msg_ref(fanq_msg *m)
 {
 	if (m)
-		atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+		msg_ref_n(m, 1);
 }
 
 /* Any thread holding a reference; the last one frees. */
 void fanq_msg_release(fanq_msg *m)
 {
-	if (!m)
-		return;
-	/* acq_rel: every holder's reads of m happen before the free in the
-	 * thread that drops the last reference (on the RMW rather than a
-	 * separate fence, which ThreadSanitizer does not model) */
-	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	free(m);
+	if (m)
+		msg_release_n(m, 1);
 }

@@ -8,10 +8,11 @@
  * with a release store of its message pointer.
  *
  * Takers (the consumer, and evictors under drop-oldest/priority) claim the
- * head index with a CAS on `head`, after reading the slot.  A slot whose
- * index is reserved but whose message is not yet stored reads NULL: the
- * taker reports "nothing ready" instead of waiting, so nobody ever waits
- * for anybody.
+ * head index with a CAS on `head`, after reading the slot; the consumer
+ * claims the ready slots it read in the head segment with one CAS.  A
+ * slot whose index is reserved but whose message is not yet stored reads
+ * NULL: the taker reports "nothing ready" instead of waiting, so nobody
+ * ever waits for anybody.
  *
  * The taker of a segment's last slot retires the segment: it moves
  * head_seg and tail_seg past it, then frees it with call_rcu().  Producers
@@ -220,21 +221,21 @@ static bool lane_claim(struct lane *l, uint64_t h, struct lane_seg *s)
 }
 
 /*
- * Consumer or evictor, inside rcu_read_lock.  Takes the oldest entry and
- * the caller gets the lane's reference.  NULL when empty or when the
- * oldest entry is still being written.  With `evict`, a slot still being
- * written is claimed as LANE_EVICTED instead (its producer then counts the
- * drop and releases the room) and LANE_EVICTED is returned.  Lock-free: a
+ * Evictor, inside rcu_read_lock.  Takes the oldest entry and the caller
+ * gets the lane's reference.  NULL when empty.  A slot still being written
+ * is claimed as LANE_EVICTED instead (its producer then counts the drop
+ * and releases the room) and LANE_EVICTED is returned.  Lock-free: a
  * failed CAS means another taker made progress.
  */
-fanq_msg *lane_take(struct lane *l, uint64_t *ord, bool evict)
+fanq_msg *lane_evict(struct lane *l)
 {
 	for (;;) {
 		uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
 		struct lane_seg *s = NULL;
-		fanq_msg *m = lane_read(l, h, &s, ord);
+		uint64_t ord;
+		fanq_msg *m = lane_read(l, h, &s, &ord);
 
-		if (!m && s && evict) {
+		if (!m && s) {
 			fanq_msg *expect = NULL;
 
 			/* fails if the producer wrote it meanwhile: read again;
@@ -247,21 +248,84 @@ fanq_msg *lane_take(struct lane *l, uint64_t *ord, bool evict)
 		}
 		if (!m)
 			return NULL;
-		if (!lane_claim(l, h, s))
-			continue;
-		if (m == LANE_EVICTED && !evict)
-			continue; /* skip what an evictor dropped in flight */
-		return m;
+		if (lane_claim(l, h, s))
+			return m;
 	}
 }
 
-/* Consumer, inside rcu_read_lock: the oldest entry, not taken, no ref. */
-fanq_msg *lane_peek(struct lane *l, uint64_t *ord)
+/*
+ * Consumer, inside rcu_read_lock: read up to max (<= LANE_SEG) entries
+ * from the head without taking them or copying them, stopping at a slot
+ * still being written and at the end of the head segment; the caller
+ * reads them with lane_batch_msg() and lane_batch_ord().  Entries an
+ * evictor claimed in flight read LANE_EVICTED.  Returns how many.
+ */
+unsigned lane_read_batch(struct lane *l, struct lane_batch *b, unsigned max)
 {
-	struct lane_seg *s = NULL;
-	fanq_msg *m = lane_read(l, atomic_load(&l->head), &s, ord);
+	uint64_t h = atomic_load_explicit(&l->head, memory_order_acquire);
+	struct lane_slot *slot;
+	struct lane_seg *s;
+	unsigned n;
 
-	return m == LANE_EVICTED ? NULL : m;
+	/* No look at tail (the producers' line): a slot at or past tail is
+	 * NULL (segments start zeroed, evictors mark only below tail), and
+	 * the segment holding head exists once any index of it was reserved. */
+	if (!(s = lane_find_head_seg(l, h)))
+		return 0;
+	if (max > s->base + LANE_SEG - h)
+		max = (unsigned)(s->base + LANE_SEG - h);
+	b->head = h;
+	b->seg = s;
+	b->slot = slot = &s->slot[h - s->base];
+	/* pairs with the release CAS in lane_push(); NULL: reserved, not yet
+	 * written, and the later ones wait for it */
+	for (n = 0; n < max; n++, slot++)
+		if (!atomic_load_explicit(&slot->msg, memory_order_acquire))
+			break;
+	return n;
+}
+
+/*
+ * Consumer, inside rcu_read_lock: take the first n entries b read with
+ * one CAS (read slots are final, and head never moves back, so a CAS
+ * from the head they were read at makes them the caller's); the caller
+ * gets the lane's reference on each message.  False when an evictor took
+ * the head meanwhile: read again.  Once it has released the room they
+ * held, the caller calls lane_batch_done(): retiring a segment may wake
+ * liburcu's call_rcu thread, which must not happen while a full
+ * drop-oldest publisher waits for that room.
+ */
+bool lane_take_batch(struct lane *l, const struct lane_batch *b, unsigned n)
+{
+	uint64_t h = b->head;
+
+	return atomic_compare_exchange_strong_explicit(&l->head, &h, h + n,
+						       memory_order_acq_rel,
+						       memory_order_relaxed);
+}
+
+/* Consumer, after lane_take_batch(l, b, n): retire the segment if that
+ * took its last slot (lane_claim() does this for an evictor's take). */
+void lane_batch_done(struct lane *l, const struct lane_batch *b, unsigned n)
+{
+	if (b->head + n == b->seg->base + LANE_SEG)
+		lane_retire(l, b->seg);
+}
+
+/*
+ * Consumer: whether an entry is reserved at head (maybe still being
+ * written).  It reads the producers' tail only when what it saw last
+ * time is used up, as an SPSC ring's consumer caches the producer index:
+ * a consumer that is behind then never pulls the producers' cache line.
+ */
+bool lane_ready(struct lane *l)
+{
+	uint64_t h = atomic_load_explicit(&l->head, memory_order_relaxed);
+
+	if (h < l->tail_seen)
+		return true;
+	l->tail_seen = atomic_load_explicit(&l->tail, memory_order_relaxed);
+	return h < l->tail_seen;
 }
 
 /* Any thread: entries reserved and not taken (may include one in flight). */
@@ -275,7 +339,7 @@ uint64_t lane_depth(const struct lane *l)
 
 /*
  * Last user, a grace period after any producer or taker could reach the
- * lane, which was emptied with lane_take() first (sub_release_backlog()):
+ * lane, which was emptied with lane_evict() first (sub_release_backlog()):
  * frees the segments left.
  */
 void lane_destroy(struct lane *l)

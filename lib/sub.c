@@ -159,16 +159,16 @@ static void sub_free(struct fanq_sub *s)
  */
 uint64_t sub_release_backlog(struct fanq_sub *s)
 {
-	uint64_t n = 0, ord;
+	uint64_t n = 0;
 	fanq_msg *m;
 
 	urcu_bp_read_lock();
 	for (unsigned i = 0; i < s->levels; i++) {
-		while ((m = lane_take(&s->lanes[i], &ord, true))) {
+		while ((m = lane_evict(&s->lanes[i]))) {
 			if (m == LANE_EVICTED)
 				continue;
 			if (!m->gap_marker) { /* a marker holds no room */
-				sub_unreserve(s, m->len);
+				sub_unreserve(s, 1, m->len);
 				sub_count_drop(s, m, FANQ_DROP_UNSUBSCRIBED);
 				n++;
 			}
@@ -448,11 +448,13 @@ static bool sub_reserve(struct fanq_sub *s, uint64_t len)
 	return true;
 }
 
-/* Any taker: an entry of len bytes left the lanes. */
-void sub_unreserve(struct fanq_sub *s, uint64_t len)
+/* Any taker: msgs entries of bytes bytes in all left the lanes. */
+void sub_unreserve(struct fanq_sub *s, uint64_t msgs, uint64_t bytes)
 {
-	atomic_fetch_sub_explicit(&s->bytes, len, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&s->msgs, 1, memory_order_relaxed);
+	if (bytes)
+		atomic_fetch_sub_explicit(&s->bytes, bytes, memory_order_relaxed);
+	if (msgs)
+		atomic_fetch_sub_explicit(&s->msgs, msgs, memory_order_relaxed);
 }
 
 /*
@@ -482,19 +484,18 @@ uint64_t sub_policy_drops(const struct fanq_sub *s)
 /* Evictor, inside rcu_read_lock: drop the oldest message of a lane. */
 static bool sub_evict(struct fanq_sub *s, unsigned lane, const struct policy *p)
 {
-	uint64_t ord;
 	fanq_msg *m;
 
 	/* a gap marker holds no room: drop it and go on to a message (the
 	 * next offer number still tells the consumer of its gap) */
-	while ((m = lane_take(&s->lanes[lane], &ord, true)) &&
-	       m != LANE_EVICTED && m->gap_marker)
+	while ((m = lane_evict(&s->lanes[lane])) && m != LANE_EVICTED &&
+	       m->gap_marker)
 		fanq_msg_release(m);
 	if (!m)
 		return false;
 	if (m == LANE_EVICTED)
 		return true; /* its producer counts the drop and frees the room */
-	sub_unreserve(s, m->len);
+	sub_unreserve(s, 1, m->len);
 	sub_count_drop(s, m, policy_evict_reason(p));
 	fanq_msg_release(m);
 	return true;
@@ -546,8 +547,10 @@ static void sub_check_hard_limit(struct fanq_sub *s)
 /*
  * Fan-out thread of lk's channel, inside rcu_read_lock.  Offers m to s
  * under its policy; returns OFFER_* bits (0: s is evicted and m was not
- * offered).  Lock-free: every loop iteration reserves room, evicts an
- * entry, or counts towards the bound.  The caller holds a reference to m.
+ * offered).  With OFFER_ACCEPTED the lane has taken one of the
+ * references the caller holds for this purpose (apply_publish() takes one
+ * per member up front).  Lock-free: every loop iteration reserves room,
+ * evicts an entry, or counts towards the bound.
  */
 int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 {
@@ -559,7 +562,8 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 	if (atomic_load_explicit(&s->evicted, memory_order_relaxed))
 		return 0;
 	p = atomic_load_explicit(&s->policy, memory_order_acquire);
-	lane = policy_lane(p, s->levels, m);
+	/* one lane: nothing to choose (a custom lane_of is not asked) */
+	lane = s->levels > 1 ? policy_lane(p, s->levels, m) : 0;
 	ord = ++lk->prod_ord[lane];
 	atomic_fetch_add_explicit(&s->enqueued, 1, memory_order_relaxed);
 	if (m->len > atomic_load_explicit(&s->max_bytes, memory_order_relaxed))
@@ -575,11 +579,9 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 			return sub_reject(s, m, policy_reject_reason(p));
 		caa_cpu_relax();
 	}
-	fanq_msg_ref(m);
 	rc = lane_push(&s->lanes[lane], m, ord);
 	if (rc) {
-		sub_unreserve(s, m->len);
-		fanq_msg_release(m);
+		sub_unreserve(s, 1, m->len);
 		/* FANQ_ECLOSED: claimed in flight by another fan-out thread's
 		 * eviction, or by the release of an evicted subscriber */
 		if (rc != FANQ_ECLOSED)

@@ -222,6 +222,77 @@ START_TEST(test_pop_batch_returns_up_to_n)
 }
 END_TEST
 
+/* Drain sub into es (at most cap entries), n entries per pop_batch call. */
+static unsigned drain_batched(fanq_sub *sub, fanq_entry *es, unsigned cap, size_t n)
+{
+	unsigned got = 0;
+	int rc;
+
+	while ((rc = fanq_sub_pop_batch(sub, es + got, n)) > 0) {
+		ck_assert_int_le(rc, n);
+		got += (unsigned)rc;
+		ck_assert_uint_le(got + n, cap);
+	}
+	ck_assert_int_eq(rc, 0);
+	return got;
+}
+
+/*
+ * The batch path (one CAS per run of ready slots, a GAP needing a slot of
+ * its own in the caller's array) hands out exactly what single pops do,
+ * whatever the array size, with drops on two channels interleaved.
+ */
+START_TEST(test_pop_batch_same_entries_as_pop)
+{
+	static const enum fanq_policy_kind kinds[] = { FANQ_DROP_NEW, FANQ_DROP_OLDEST,
+						       FANQ_PRIORITY };
+	static const size_t sizes[] = { 1, 2, 3, 5, 64 };
+	enum fanq_policy_kind kind = kinds[_i];
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *ch[2] = { tu_channel_open(bus, "a"), tu_channel_open(bus, "b") };
+	fanq_sub *one = tu_sub_new(bus, kind, 5, TU_BIG_BYTES);
+	fanq_sub *batch = tu_sub_new(bus, kind, 5, TU_BIG_BYTES);
+	fanq_entry want[64], got[128];
+	unsigned round, i, nw, ng;
+
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(fanq_subscribe(one, ch[i]), 0);
+		ck_assert_int_eq(fanq_subscribe(batch, ch[i]), 0);
+	}
+	for (round = 0; round < 5 * (sizeof(sizes) / sizeof(sizes[0])); round++) {
+		/* 9 publishes into room for 5: drops on both channels */
+		for (i = 0; i < 9; i++)
+			tu_publish(ch[(i * 7 + round) % 3 == 0], "m",
+				   kind == FANQ_PRIORITY ? (i + round) % FANQ_PRIO_LEVELS : 0);
+		for (nw = 0; fanq_sub_pop(one, &want[nw]) == 0; nw++)
+			ck_assert_uint_lt(nw, 63);
+		ng = drain_batched(batch, got, 128, sizes[round % 5]);
+		ck_assert_uint_eq(ng, nw);
+		for (i = 0; i < nw; i++) {
+			ck_assert_int_eq(got[i].kind, want[i].kind);
+			ck_assert_ptr_eq(got[i].ch, want[i].ch);
+			if (want[i].kind == FANQ_ENTRY_MSG) {
+				ck_assert_uint_eq(got[i].seq, want[i].seq);
+				ck_assert_ptr_eq(got[i].msg, want[i].msg);
+				fanq_msg_release(want[i].msg);
+				fanq_msg_release(got[i].msg);
+			} else {
+				ck_assert_uint_eq(got[i].gap_first, want[i].gap_first);
+				ck_assert_uint_eq(got[i].gap_last, want[i].gap_last);
+				ck_assert_uint_eq(got[i].gap_count, want[i].gap_count);
+			}
+		}
+	}
+	tu_assert_balanced(one);
+	tu_assert_balanced(batch);
+	tu_sub_close(one);
+	tu_sub_close(batch);
+	fanq_channel_release(ch[0]);
+	fanq_channel_release(ch[1]);
+	tu_bus_close(bus);
+}
+END_TEST
+
 /* 1..6 into room for 3: 1..3 evicted, one GAP, then 4 5 6. */
 START_TEST(test_gap_after_drop_oldest)
 {
@@ -401,6 +472,7 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_msg_ref_outlives_sub);
 	tcase_add_test(tc, test_peek_then_pop_same_entry);
 	tcase_add_test(tc, test_pop_batch_returns_up_to_n);
+	tcase_add_loop_test(tc, test_pop_batch_same_entries_as_pop, 0, 3);
 	tc = tu_tcase(s, "gaps");
 	tcase_add_test(tc, test_gap_after_drop_oldest);
 	tcase_add_test(tc, test_gap_after_drop_oldest_mid_stream);
