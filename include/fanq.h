@@ -47,7 +47,8 @@ enum fanq_error {
 	FANQ_EMSGSIZE = -3, /* message larger than FANQ_MSG_MAX */
 	FANQ_ENOENT = -4,   /* unknown channel, or not subscribed to it */
 	FANQ_EEXIST = -5,   /* already subscribed to that channel */
-	FANQ_EAGAIN = -6,   /* queue empty (or next entry still being written) */
+	FANQ_EAGAIN = -6,   /* queue empty (or next entry still being written);
+			       publish: the channel's backlog is full */
 	FANQ_ECLOSED = -7,  /* object closed or subscriber evicted */
 	FANQ_EBUSY = -8,    /* bus still has subscribers or channel handles */
 	FANQ_ERANGE = -9,   /* history does not reach back to the asked seq */
@@ -61,6 +62,8 @@ enum fanq_error {
 #define FANQ_PRIO_LEVELS 4                /* priorities 0 (lowest) .. 3 */
 #define FANQ_DEFAULT_QUEUE_MSGS 10000u
 #define FANQ_DEFAULT_QUEUE_BYTES (16u << 20)
+/* Publishes a channel holds for its fan-out thread (see fanq_publish()). */
+#define FANQ_CHANNEL_BACKLOG_MAX 65536u
 #define FANQ_HISTORY_MSGS_MAX (1u << 24)  /* largest per-channel history */
 #define FANQ_HISTORY_AGE_MAX_MS (30ull * 24 * 3600 * 1000) /* 30 days */
 
@@ -394,6 +397,11 @@ FANQ_API int fanq_subscribe_after(fanq_sub *sub, fanq_channel *ch,
  * Lock-free: never waits for a consumer and takes no lock.  If another
  * thread is fanning out the same channel, the message is handed to it
  * (wait-free) and res->deferred is set.  res may be NULL.
+ * Memory stays bounded when publishers outpace the fan-out thread: with
+ * FANQ_CHANNEL_BACKLOG_MAX publishes already handed over and not yet
+ * fanned out (give or take one per publishing thread), the publish is
+ * refused with FANQ_EAGAIN: nothing was published, nothing is counted
+ * except fanq_channel_stats.refused.  Retry later or drop it.
  */
 FANQ_API int fanq_publish(fanq_channel *ch, const void *data, size_t len,
 			  unsigned priority, fanq_publish_result *res);
@@ -541,6 +549,8 @@ typedef struct fanq_channel_stats {
 	uint64_t subscribers; /* current members */
 	uint64_t enqueued;    /* offers of its messages to members' queues */
 	uint64_t dropped[FANQ_DROP_REASONS]; /* drops of its messages */
+	uint64_t refused;     /* publishes refused: backlog full (FANQ_EAGAIN) */
+	uint64_t backlog;     /* publishes waiting for the fan-out thread */
 } fanq_channel_stats;
 
 /* Any thread holding the handle; lock-free reads. */

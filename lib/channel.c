@@ -251,17 +251,34 @@ static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
 	}
 }
 
-/* Fan-out thread: apply operations until the queue is empty. */
+/* Publishes a fan-out thread applies before it reports them to backlog. */
+#define BACKLOG_BATCH 64
+
+/*
+ * Fan-out thread: apply operations until the queue is empty, giving back
+ * the backlog of the publishes applied (one RMW per BACKLOG_BATCH).
+ */
 static void drain_ops(struct fanq_channel *ch, struct op *own, void *own_res)
 {
 	struct cds_wfcq_node *node;
+	unsigned applied = 0;
 
 	urcu_bp_read_lock();
 	while ((node = __cds_wfcq_dequeue_blocking(&ch->q_head, &ch->q_tail))) {
-		FANQ_TSAN_ACQUIRE(caa_container_of(node, struct op, node));
-		apply_op(ch, caa_container_of(node, struct op, node), own, own_res);
+		struct op *op = caa_container_of(node, struct op, node);
+
+		FANQ_TSAN_ACQUIRE(op);
+		applied += op->kind == OP_PUBLISH; /* op is freed by apply_op */
+		apply_op(ch, op, own, own_res);
+		if (applied == BACKLOG_BATCH) {
+			atomic_fetch_sub_explicit(&ch->backlog, applied,
+						  memory_order_relaxed);
+			applied = 0;
+		}
 	}
 	fanq_read_unlock();
+	if (applied)
+		atomic_fetch_sub_explicit(&ch->backlog, applied, memory_order_relaxed);
 }
 
 /*
@@ -299,9 +316,17 @@ int fanq_publish(fanq_channel *ch, const void *data, size_t len,
 		return FANQ_EINVAL;
 	if (len > FANQ_MSG_MAX)
 		return FANQ_EMSGSIZE;
+	/* A bound, not an exact one: threads that pass this check together
+	 * each add one (relaxed: only a count, nothing is published by it). */
+	if (atomic_load_explicit(&ch->backlog, memory_order_relaxed) >=
+	    FANQ_CHANNEL_BACKLOG_MAX) {
+		atomic_fetch_add_explicit(&ch->refused, 1, memory_order_relaxed);
+		return FANQ_EAGAIN;
+	}
 	m = msg_new(ch, data, len, priority);
 	if (!m)
 		return FANQ_ENOMEM;
+	atomic_fetch_add_explicit(&ch->backlog, 1, memory_order_relaxed);
 	memset(&local, 0, sizeof(local));
 	local.deferred = 1; /* until this thread applies m itself */
 	channel_queue_op(ch, &m->op, &local);

@@ -250,6 +250,11 @@ struct fanq_channel {
 	struct __cds_wfcq_head q_head;
 	struct cds_wfcq_tail q_tail;
 	atomic_int fanning FANQ_ALIGNED; /* 1 while a thread holds fan-out */
+	/* publishes queued and not yet applied: publishers add one before
+	 * queueing, the fan-out thread subtracts what it applied; refused:
+	 * publishes turned away at FANQ_CHANNEL_BACKLOG_MAX */
+	atomic_uint backlog;
+	_Atomic uint64_t refused;
 	_Atomic uint64_t seq;   /* last sequence; written by fan-out only */
 	struct cds_list_head members; /* RCU list; written by fan-out only */
 	/* NULL: no history.  Written by fan-out only (release); read by any

@@ -133,7 +133,8 @@ static void prom_totals(struct prom *p, const struct stats_walk *w)
 		    (unsigned long long)w->depth_count);
 }
 
-enum chan_family { CH_PUBLISHED, CH_SUBSCRIBERS, CH_ENQUEUED, CH_DROPPED };
+enum chan_family { CH_PUBLISHED, CH_SUBSCRIBERS, CH_ENQUEUED, CH_DROPPED,
+		   CH_REFUSED, CH_BACKLOG };
 
 static void prom_channel(struct prom *p, const struct fanq_channel *ch,
 			 enum chan_family fam)
@@ -163,6 +164,14 @@ static void prom_channel(struct prom *p, const struct fanq_channel *ch,
 				    fanq_drop_reason_name(r),
 				    (unsigned long long)st.dropped[r]);
 		break;
+	case CH_REFUSED:
+		prom_printf(p, "fanq_channel_refused_total{channel=\"%s\"} %llu\n",
+			    label, (unsigned long long)st.refused);
+		break;
+	case CH_BACKLOG:
+		prom_printf(p, "fanq_channel_backlog{channel=\"%s\"} %llu\n",
+			    label, (unsigned long long)st.backlog);
+		break;
 	}
 }
 
@@ -179,11 +188,15 @@ static void prom_channels(struct prom *p, struct fanq_bus *bus)
 				  "Messages of the channel offered to subscriber queues." },
 		[CH_DROPPED] = { "fanq_channel_dropped_total", "counter",
 				 "Messages of the channel dropped, by reason." },
+		[CH_REFUSED] = { "fanq_channel_refused_total", "counter",
+				 "Publishes refused: the channel's backlog was full." },
+		[CH_BACKLOG] = { "fanq_channel_backlog", "gauge",
+				 "Publishes waiting for the channel's fan-out thread." },
 	};
 	struct cds_lfht_iter it;
 	struct fanq_channel *ch;
 
-	for (unsigned f = CH_PUBLISHED; f <= CH_DROPPED; f++) {
+	for (unsigned f = CH_PUBLISHED; f <= CH_BACKLOG; f++) {
 		prom_family(p, fams[f].name, fams[f].type, fams[f].help);
 		urcu_bp_read_lock();
 		bus_for_each_channel(bus, &it, ch)

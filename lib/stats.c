@@ -88,6 +88,8 @@ int fanq_channel_stats_get(const fanq_channel *ch, fanq_channel_stats *out)
 	out->enqueued = atomic_load(&ch->enqueued);
 	for (int r = 0; r < FANQ_DROP_REASONS; r++)
 		out->dropped[r] = atomic_load(&ch->dropped[r]);
+	out->refused = atomic_load(&ch->refused);
+	out->backlog = atomic_load(&ch->backlog);
 	return 0;
 }
 

@@ -2,6 +2,10 @@
  * Channels: names, sequence numbers, subscriptions, shared (zero-copy)
  * messages, and GAP entries standing in for dropped messages.
  */
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+
 #include "test_util.h"
 
 START_TEST(test_open_same_name_same_channel)
@@ -458,6 +462,92 @@ START_TEST(test_gap_across_resubscribe)
 }
 END_TEST
 
+/*
+ * A fan-out thread held up (here: inside a custom policy's lane_of) while
+ * another thread publishes: the handed-over publishes stop at
+ * FANQ_CHANNEL_BACKLOG_MAX (plus one per racing thread) and the next one
+ * is refused with FANQ_EAGAIN, counted in the channel's stats; once the
+ * fan-out thread goes on, every accepted publish is fanned out.
+ */
+struct held_fanout {
+	sem_t entered, go;
+	atomic_int calls;
+	fanq_channel *ch;
+};
+
+static unsigned held_lane_of(void *arg, const fanq_msg *m)
+{
+	struct held_fanout *h = arg;
+
+	(void)m;
+	if (atomic_fetch_add(&h->calls, 1) == 0) {
+		sem_post(&h->entered);
+		sem_wait(&h->go);
+	}
+	return 0;
+}
+
+static int held_on_full(void *arg, const fanq_queue_view *q, const fanq_msg *in)
+{
+	(void)arg;
+	(void)q;
+	(void)in;
+	return -1; /* not reached: the queue is far from full */
+}
+
+static void *held_publisher(void *arg)
+{
+	struct held_fanout *h = arg;
+
+	fanq_publish(h->ch, "first", 5, 0, NULL); /* fans out, held in lane_of */
+	return NULL;
+}
+
+START_TEST(test_publish_refused_when_backlog_full)
+{
+	static struct held_fanout h;
+	fanq_bus *bus = tu_bus_new();
+	fanq_policy pol = { .name = "held", .levels = 2, .lane_of = held_lane_of,
+			    .on_full = held_on_full, .arg = &h };
+	fanq_sub *sub = NULL;
+	fanq_channel_stats st;
+	pthread_t th;
+	unsigned accepted = 0;
+	int rc;
+
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_eq(sem_init(&h.entered, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&h.go, 0, 0), 0);
+	h.ch = tu_channel_open(bus, "busy");
+	ck_assert_int_eq(fanq_sub_new(bus, &sub), 0);
+	ck_assert_int_eq(fanq_sub_set_custom_policy(sub, &pol), 0);
+	ck_assert_int_eq(fanq_sub_set_limits(sub, FANQ_QUEUE_MSGS_MAX, 1u << 30), 0);
+	ck_assert_int_eq(fanq_subscribe(sub, h.ch), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, held_publisher, &h), 0);
+	sem_wait(&h.entered);
+	while ((rc = fanq_publish(h.ch, "x", 1, 0, NULL)) == 0)
+		ck_assert_uint_le(++accepted, FANQ_CHANNEL_BACKLOG_MAX);
+	ck_assert_int_eq(rc, FANQ_EAGAIN);
+	/* the held publish counts too: it is applied, not yet given back */
+	ck_assert_uint_eq(accepted, FANQ_CHANNEL_BACKLOG_MAX - 1);
+	ck_assert_int_eq(fanq_channel_stats_get(h.ch, &st), 0);
+	ck_assert_uint_eq(st.refused, 1);
+	ck_assert_uint_eq(st.backlog, FANQ_CHANNEL_BACKLOG_MAX);
+	sem_post(&h.go);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(fanq_channel_stats_get(h.ch, &st), 0);
+	ck_assert_uint_eq(st.backlog, 0);
+	ck_assert_uint_eq(st.published, accepted + 1);
+	ck_assert_uint_eq(tu_drain(sub), accepted + 1);
+	tu_assert_balanced(sub);
+	tu_sub_close(sub);
+	fanq_channel_release(h.ch);
+	tu_bus_close(bus);
+	sem_destroy(&h.entered);
+	sem_destroy(&h.go);
+}
+END_TEST
+
 Suite *fanq_test_suite(void)
 {
 	Suite *s = suite_create("channel");
@@ -473,6 +563,7 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_peek_then_pop_same_entry);
 	tcase_add_test(tc, test_pop_batch_returns_up_to_n);
 	tcase_add_loop_test(tc, test_pop_batch_same_entries_as_pop, 0, 3);
+	tcase_add_test(tc, test_publish_refused_when_backlog_full);
 	tc = tu_tcase(s, "gaps");
 	tcase_add_test(tc, test_gap_after_drop_oldest);
 	tcase_add_test(tc, test_gap_after_drop_oldest_mid_stream);
