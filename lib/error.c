@@ -18,7 +18,7 @@ const char *fanq_strerror(int err)
 	case FANQ_EEXIST:
 		return "already subscribed";
 	case FANQ_EAGAIN:
-		return "nothing ready";
+		return "nothing ready (publish: channel backlog full, try again)";
 	case FANQ_ECLOSED:
 		return "closed or evicted";
 	case FANQ_EBUSY:

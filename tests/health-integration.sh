@@ -49,6 +49,7 @@ elif mode == "publish":
         if r.status != 200:
             sys.exit("publish %d: HTTP %d" % (i, r.status))
         c.close()
+        time.sleep(0.005) # a fast reader keeps up even on a loaded host
 PY
 
 start_server() { # start_server ARGS...: sets SERVER, PORT, URL

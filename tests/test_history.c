@@ -465,7 +465,7 @@ static void *race_publisher(void *arg)
 			break;
 		if (i >= RACE_PUBLISH_MAX)
 			break; /* a slow build: stay under the queues' limits */
-		if (fanq_publish(r->ch, &i, sizeof(i), 0, NULL)) {
+		if (tu_publish_retry(r->ch, &i, sizeof(i), 0)) {
 			thread_fail("publish failed");
 			break;
 		}
@@ -583,7 +583,7 @@ static void *evict_publisher(void *arg)
 
 	while (!atomic_load(&ev->stop)) {
 		seq++;
-		if (fanq_publish(ev->ch, &seq, sizeof(seq), 0, NULL)) {
+		if (tu_publish_retry(ev->ch, &seq, sizeof(seq), 0)) {
 			thread_fail("publish failed");
 			break;
 		}

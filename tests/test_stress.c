@@ -144,7 +144,7 @@ static void *publisher_main(void *arg)
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		/* alternate: shared channel, own channel */
 		fanq_channel *ch = channels[msg.counter % 2 ? 1 + p->id : 0];
-		int rc = fanq_publish(ch, &msg, sizeof(msg), 0, NULL);
+		int rc = tu_publish_retry(ch, &msg, sizeof(msg), 0);
 
 		if (rc != 0) {
 			stress_fail("publisher %u: %s", p->id, fanq_strerror(rc));

@@ -13,6 +13,7 @@
 #define FANQ_TEST_UTIL_H
 
 #include <check.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,6 +76,21 @@ static inline fanq_publish_result tu_publish(fanq_channel *ch,
 					     const char *text, unsigned prio)
 {
 	return tu_publish_buf(ch, text, strlen(text), prio);
+}
+
+/*
+ * Publish from a worker thread, as a host does: a publish refused because
+ * the channel's fan-out backlog is full (FANQ_EAGAIN) is retried after a
+ * yield.  Returns fanq_publish()'s final code.  No Check asserts.
+ */
+static inline int tu_publish_retry(fanq_channel *ch, const void *data,
+				   size_t len, unsigned prio)
+{
+	int rc;
+
+	while ((rc = fanq_publish(ch, data, len, prio, NULL)) == FANQ_EAGAIN)
+		sched_yield();
+	return rc;
 }
 
 /* Publish len bytes of one repeated character. */

@@ -63,7 +63,7 @@ static void *publisher(void *p)
 		x ^= x >> 17;
 		x ^= x << 5;
 		c = x % NCH;
-		if (fanq_publish(a->w->ch[c], &i, sizeof(i), 0, NULL)) {
+		if (tu_publish_retry(a->w->ch[c], &i, sizeof(i), 0)) {
 			wake_fail(a->w, "publish failed at", i);
 			break;
 		}
