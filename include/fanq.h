@@ -402,6 +402,10 @@ FANQ_API int fanq_subscribe_after(fanq_sub *sub, fanq_channel *ch,
  * fanned out (give or take one per publishing thread), the publish is
  * refused with FANQ_EAGAIN: nothing was published, nothing is counted
  * except fanq_channel_stats.refused.  Retry later or drop it.
+ * The thread that takes the fan-out role applies queued operations until
+ * the queue is empty, so while other threads keep publishing faster than
+ * it fans out, its own call keeps working for them (README, "How it
+ * works").
  */
 FANQ_API int fanq_publish(fanq_channel *ch, const void *data, size_t len,
 			  unsigned priority, fanq_publish_result *res);
