@@ -36,7 +36,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -70,20 +69,7 @@ struct payload {
 #define PAYLOAD_MAGIC 0x50a1u
 
 static atomic_int stop;
-static atomic_int failed;
-static char failure[512];
-
-static void soak_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (atomic_exchange(&failed, 1) == 0) {
-		va_start(ap, fmt);
-		vsnprintf(failure, sizeof(failure), fmt, ap);
-		va_end(ap);
-	}
-	atomic_store(&stop, 1);
-}
+static struct tu_failure fail = {.stop = &stop};
 
 static bool stopping(void)
 {
@@ -150,19 +136,19 @@ static bool payload_ok(struct soaked *s, const char *who, const fanq_entry *e)
 	struct payload p;
 
 	if (len < sizeof(p)) {
-		soak_fail("%s: ch %d seq %" PRIu64 ": %zu bytes", who, c, e->seq, len);
+		tu_thread_fail(&fail, "%s: ch %d seq %" PRIu64 ": %zu bytes", who, c, e->seq, len);
 		return false;
 	}
 	memcpy(&p, d, sizeof(p));
 	if (p.magic != PAYLOAD_MAGIC || p.pub >= NPUB ||
 	    (c > 0 && p.pub != (uint32_t)c - 1) ||
 	    (len > sizeof(p) && d[len - 1] != (unsigned char)(p.counter + len))) {
-		soak_fail("%s: ch %d seq %" PRIu64 ": bad payload", who, c, e->seq);
+		tu_thread_fail(&fail, "%s: ch %d seq %" PRIu64 ": bad payload", who, c, e->seq);
 		return false;
 	}
 	if (s->counter_seen[c][p.pub][lane] &&
 	    p.counter <= s->last_counter[c][p.pub][lane]) {
-		soak_fail("%s: ch %d lane %u publisher %" PRIu32 " counter %" PRIu64
+		tu_thread_fail(&fail, "%s: ch %d lane %u publisher %" PRIu32 " counter %" PRIu64
 			  " after %" PRIu64, who, c, lane, p.pub, p.counter,
 			  s->last_counter[c][p.pub][lane]);
 		return false;
@@ -178,7 +164,7 @@ static bool entry_ok(struct soaked *s, const char *who, const fanq_entry *e)
 		return true;
 	if (!inv_sub_entry(s->inv, e,
 			   e->kind == FANQ_ENTRY_MSG ? fanq_msg_priority(e->msg) : 0)) {
-		soak_fail("%s: %s", who, inv_sub_error(s->inv));
+		tu_thread_fail(&fail, "%s: %s", who, inv_sub_error(s->inv));
 		return false;
 	}
 	return e->kind == FANQ_ENTRY_GAP || payload_ok(s, who, e);
@@ -209,7 +195,7 @@ static bool consume_ready(struct soaked *s, const char *who)
 		return true;
 	}
 	if (n < 0) {
-		soak_fail("%s: pop_batch: %s", who, fanq_strerror(n));
+		tu_thread_fail(&fail, "%s: pop_batch: %s", who, fanq_strerror(n));
 		return false;
 	}
 	return true;
@@ -252,7 +238,7 @@ static void *publisher_main(void *arg)
 		int rc = fanq_publish(mine ? own : channels[0], buf, len, prio, NULL);
 
 		if (rc != 0) {
-			soak_fail("publisher %u: %s", p->id, fanq_strerror(rc));
+			tu_thread_fail(&fail, "publisher %u: %s", p->id, fanq_strerror(rc));
 			break;
 		}
 		own_seq += mine;
@@ -285,7 +271,7 @@ static void *consumer_main(void *arg)
 			if (!consume_ready(&c->subs[i], "long-lived"))
 				return NULL;
 			if (c->subs[i].evicted_seen) {
-				soak_fail("long-lived sub %d evicted (no rules)", i);
+				tu_thread_fail(&fail, "long-lived sub %d evicted (no rules)", i);
 				return NULL;
 			}
 		}
@@ -395,7 +381,7 @@ static int resume_round(struct churn *c, struct soaked *s)
 	if (rc == FANQ_ERANGE) {
 		c->short_resumes++;
 		if (res.gap_first != after + 1 || res.gap_last < res.gap_first) {
-			soak_fail("resume after %" PRIu64 ": range %" PRIu64 "..%" PRIu64,
+			tu_thread_fail(&fail, "resume after %" PRIu64 ": range %" PRIu64 "..%" PRIu64,
 				  after, res.gap_first, res.gap_last);
 			return FANQ_EINVAL;
 		}
@@ -428,7 +414,7 @@ static bool churn_live(struct churn *c, struct soaked *s)
 	for (int i = 0; i < s->nch && rc == 0; i++)
 		rc = fanq_unsubscribe(s->sub, channels[s->ch[i]]);
 	if (rc != 0) {
-		soak_fail("churn leave: %s", fanq_strerror(rc));
+		tu_thread_fail(&fail, "churn leave: %s", fanq_strerror(rc));
 		return false;
 	}
 	return consume_ready(s, "churn");
@@ -452,7 +438,7 @@ static bool churn_round(struct churn *c)
 	memset(s, 0, sizeof(*s));
 	rc = rnd(&c->rng) % 2 ? join_round(c, s) : resume_round(c, s);
 	if (rc != 0) {
-		soak_fail("churn round %u: %s %s", c->rounds, fanq_strerror(rc),
+		tu_thread_fail(&fail, "churn round %u: %s %s", c->rounds, fanq_strerror(rc),
 			  s->inv ? inv_sub_error(s->inv) : "");
 		soaked_free(s);
 		return false;
@@ -494,7 +480,7 @@ static void *ticker_main(void *arg)
 		int n = fanq_bus_tick(bus);
 
 		if (n < 0) {
-			soak_fail("tick: %s", fanq_strerror(n));
+			tu_thread_fail(&fail, "tick: %s", fanq_strerror(n));
 			break;
 		}
 		atomic_fetch_add_explicit(&ticker_evictions, (unsigned)n,
@@ -519,7 +505,7 @@ static void check_retired(struct soaked *s)
 {
 	bool evicted;
 
-	ck_assert_msg(consume_ready(s, "retired"), "%s", failure);
+	ck_assert_msg(consume_ready(s, "retired"), "%s", fail.msg);
 	evicted = fanq_sub_evicted(s->sub, NULL) == 1;
 	for (int i = 0; i < s->nch; i++) {
 		fanq_channel *ch = channels[s->ch[i]];
@@ -554,7 +540,7 @@ START_TEST(test_soak_churn_stall_evict_resume)
 	char name[16];
 
 	atomic_store(&stop, 0);
-	atomic_store(&failed, 0);
+	atomic_store(&fail.failed, 0);
 	ck_assert_int_eq(fanq_bus_set_log(bus, count_log, NULL), 0);
 	world = inv_world_new();
 	ck_assert_ptr_nonnull(world);
@@ -603,7 +589,7 @@ START_TEST(test_soak_churn_stall_evict_resume)
 		ck_assert_int_eq(pthread_create(&pubs[i].thread, NULL,
 						publisher_main, &pubs[i]), 0);
 	}
-	for (unsigned ms = 0; ms < seconds * 1000u && !atomic_load(&failed); ms += 10)
+	for (unsigned ms = 0; ms < seconds * 1000u && !atomic_load(&fail.failed); ms += 10)
 		sleep_ms(10);
 	atomic_store(&stop, 1);
 	for (int i = 0; i < NPUB; i++)
@@ -613,7 +599,7 @@ START_TEST(test_soak_churn_stall_evict_resume)
 	pthread_join(ticker, NULL);
 	for (int i = 0; i < NCONS; i++)
 		pthread_join(cons[i].thread, NULL);
-	ck_assert_msg(!atomic_load(&failed), "%s", failure);
+	ck_assert_msg(!atomic_load(&fail.failed), "%s", fail.msg);
 
 	/* quiescent: drain, one more message per channel so trailing drops
 	 * show as GAPs, drain again, check */
@@ -639,7 +625,7 @@ START_TEST(test_soak_churn_stall_evict_resume)
 			struct soaked *s = &cons[i].subs[j];
 
 			consume_ready(s, "final");
-			ck_assert_msg(!atomic_load(&failed), "%s", failure);
+			ck_assert_msg(!atomic_load(&fail.failed), "%s", fail.msg);
 			ck_assert_msg(inv_sub_check(s->inv, s->sub), "%s",
 				      inv_sub_error(s->inv));
 			fanq_sub_stats st = tu_stats(s->sub);
@@ -657,7 +643,7 @@ START_TEST(test_soak_churn_stall_evict_resume)
 
 		for (unsigned k = 0; k < c->nretired; k++)
 			check_retired(&c->retired[k]);
-		ck_assert_msg(!atomic_load(&failed), "%s", failure);
+		ck_assert_msg(!atomic_load(&fail.failed), "%s", fail.msg);
 		rounds += c->rounds;
 		resumes += c->resumes;
 		short_resumes += c->short_resumes;
