@@ -20,6 +20,7 @@
 struct inv_channel {
 	const fanq_channel *ch;
 	bool log_prio;
+	inv_prio_fn prio_of; /* set: a seq's priority, known to every thread */
 	uint64_t base;   /* last seq given before it was registered */
 	uint8_t *prio;   /* prio[seq - base - 1], when log_prio */
 	uint64_t logged; /* seqs base + 1 .. base + logged are in prio[] */
@@ -94,6 +95,23 @@ bool inv_world_channel(struct inv_world *w, const fanq_channel *ch,
 	return true;
 }
 
+bool inv_world_channel_prio(struct inv_world *w, const fanq_channel *ch,
+			    inv_prio_fn prio_of)
+{
+	if (!prio_of || !inv_world_channel(w, ch, false))
+		return false;
+	w->chans[w->n - 1].prio_of = prio_of;
+	return true;
+}
+
+/* The priority channel ic gave seq (0 unless it was registered with one). */
+static unsigned chan_prio(const struct inv_channel *ic, uint64_t seq)
+{
+	if (ic->prio_of)
+		return ic->prio_of(ic->ch, seq);
+	return ic->log_prio ? ic->prio[seq - ic->base - 1] : 0;
+}
+
 bool inv_published(struct inv_world *w, const fanq_channel *ch, uint64_t seq,
 		   unsigned prio)
 {
@@ -103,6 +121,8 @@ bool inv_published(struct inv_world *w, const fanq_channel *ch, uint64_t seq,
 	if (c < 0 || prio >= FANQ_PRIO_LEVELS)
 		return false;
 	ic = &w->chans[c];
+	if (ic->prio_of)
+		return prio == ic->prio_of(ch, seq);
 	if (!ic->log_prio)
 		return prio == 0;
 	if (seq != ic->base + ic->logged + 1)
@@ -213,7 +233,7 @@ static uint64_t offered_between(const struct inv_sub *r, unsigned c,
 		}
 		if (a > b)
 			continue;
-		if (!ic->log_prio) { /* every message is priority 0: lane 0 */
+		if (!ic->log_prio && !ic->prio_of) { /* all priority 0: lane 0 */
 			if (lane != 0)
 				continue;
 			*min = *min ? *min : a;
@@ -221,7 +241,7 @@ static uint64_t offered_between(const struct inv_sub *r, unsigned c,
 			continue;
 		}
 		for (uint64_t s = a; s <= b; s++) {
-			if (lane_of(r, ic->prio[s - ic->base - 1]) != lane)
+			if (lane_of(r, chan_prio(ic, s)) != lane)
 				continue;
 			*min = *min ? *min : s;
 			n++;
@@ -411,7 +431,8 @@ static bool msg_published(struct inv_sub *r, unsigned c, uint64_t seq,
 	const struct inv_channel *ic = &r->w->chans[c];
 	const char *name = fanq_channel_name(ic->ch);
 
-	if (prio >= FANQ_PRIO_LEVELS || (!ic->log_prio && prio))
+	if (prio >= FANQ_PRIO_LEVELS ||
+	    (!ic->log_prio && !ic->prio_of && prio))
 		return violation(r, "%s seq %" PRIu64 " has priority %u",
 				 name, seq, prio);
 	/* a seq is given before the message is offered to anyone */
@@ -419,12 +440,10 @@ static bool msg_published(struct inv_sub *r, unsigned c, uint64_t seq,
 	    (ic->log_prio && seq > ic->base + ic->logged))
 		return violation(r, "%s seq %" PRIu64 " was never published",
 				 name, seq);
-	if (!ic->log_prio)
-		return true;
-	if (ic->prio[seq - ic->base - 1] != prio)
+	if (chan_prio(ic, seq) != prio)
 		return violation(r, "%s seq %" PRIu64 " was published with priority"
 				 " %u, delivered with %u", name, seq,
-				 ic->prio[seq - ic->base - 1], prio);
+				 chan_prio(ic, seq), prio);
 	return true;
 }
 

@@ -29,8 +29,9 @@
  * What was offered.  The checker knows a channel's messages by their
  * sequence numbers, from the first one given after the channel was
  * registered to fanq_channel_last_seq().  A channel registered with
- * log_prio learns each message's priority from inv_published(); on any
- * other channel every message has priority 0.  A message's lane is
+ * log_prio learns each message's priority from inv_published(), one
+ * registered with inv_world_channel_prio() computes it; on any other
+ * channel every message has priority 0.  A message's lane is
  * min(priority, levels - 1): what fanq's priority policy does, and what
  * the tests' custom policies do.  The harness says when a subscription
  * starts and ends (inv_sub_subscribed(), inv_sub_unsubscribed()).
@@ -64,6 +65,15 @@ void inv_world_free(struct inv_world *w);
 /* Register ch (at most INV_CHANNELS_MAX); false if full or known. */
 bool inv_world_channel(struct inv_world *w, const fanq_channel *ch,
 		       bool log_prio);
+/*
+ * Register ch whose message of seq has priority prio_of(ch, seq): a
+ * channel's publishers compute it, and no thread logs anything (so any
+ * number of threads may publish on it while recorders read).  prio_of
+ * must be pure.  inv_published() is then only a check.
+ */
+typedef unsigned (*inv_prio_fn)(const fanq_channel *ch, uint64_t seq);
+bool inv_world_channel_prio(struct inv_world *w, const fanq_channel *ch,
+			    inv_prio_fn prio_of);
 /*
  * ch gave seq to a message of priority prio.  For log_prio channels,
  * called for every seq given after registering it, in order; false

@@ -10,7 +10,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
@@ -430,19 +429,7 @@ END_TEST
 
 /* ------------------------------------------------------------ threads */
 
-static atomic_int failed;
-static char failure[512];
-
-static void thread_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (atomic_exchange(&failed, 1) == 0) {
-		va_start(ap, fmt);
-		vsnprintf(failure, sizeof(failure), fmt, ap);
-		va_end(ap);
-	}
-}
+static struct tu_failure fail;
 
 #define RACE_PUBLISHERS 2
 #define RACE_PER_PUBLISHER 20000
@@ -460,13 +447,13 @@ static void *race_publisher(void *arg)
 {
 	struct race *r = arg;
 
-	for (unsigned i = 0; !atomic_load(&failed); i++) {
+	for (unsigned i = 0; !atomic_load(&fail.failed); i++) {
 		if (i >= RACE_PER_PUBLISHER && !atomic_load(&r->subscribing))
 			break;
 		if (i >= RACE_PUBLISH_MAX)
 			break; /* a slow build: stay under the queues' limits */
 		if (tu_publish_retry(r->ch, &i, sizeof(i), 0)) {
-			thread_fail("publish failed");
+			tu_thread_fail(&fail, "publish failed");
 			break;
 		}
 		if (i % 64 == 0)
@@ -493,7 +480,7 @@ static void resume_race(uint64_t history_msgs)
 	unsigned gaps = 0, deferred = 0;
 	uint64_t last;
 
-	atomic_store(&failed, 0);
+	atomic_store(&fail.failed, 0);
 	ck_assert_int_eq(fanq_channel_set_history(r.ch, history_msgs, 0, 0), 0);
 	atomic_store(&r.subscribing, 1);
 	for (int i = 0; i < RACE_PUBLISHERS; i++)
@@ -509,7 +496,7 @@ static void resume_race(uint64_t history_msgs)
 	atomic_store(&r.subscribing, 0);
 	for (int i = 0; i < RACE_PUBLISHERS; i++)
 		pthread_join(th[i], NULL);
-	ck_assert_msg(!atomic_load(&failed), "%s", failure);
+	ck_assert_msg(!atomic_load(&fail.failed), "%s", fail.msg);
 	last = fanq_channel_last_seq(r.ch);
 	ck_assert_uint_ge(last, RACE_PUBLISHERS * RACE_PER_PUBLISHER);
 	for (unsigned i = 0; i < RACE_SUBS; i++) {
@@ -584,7 +571,7 @@ static void *evict_publisher(void *arg)
 	while (!atomic_load(&ev->stop)) {
 		seq++;
 		if (tu_publish_retry(ev->ch, &seq, sizeof(seq), 0)) {
-			thread_fail("publish failed");
+			tu_thread_fail(&fail, "publish failed");
 			break;
 		}
 	}
@@ -604,7 +591,7 @@ static void *evict_configurer(void *arg)
 		const uint64_t *l = limits[i % (sizeof(limits) / sizeof(limits[0]))];
 
 		if (fanq_channel_set_history(ev->ch, l[0], l[1], 0)) {
-			thread_fail("set_history failed");
+			tu_thread_fail(&fail, "set_history failed");
 			break;
 		}
 		usleep(2000);
@@ -618,13 +605,13 @@ static void *evict_reader(void *arg)
 	struct evict *ev = arg;
 	fanq_msg *out[256];
 
-	while (!atomic_load(&ev->stop) && !atomic_load(&failed)) {
+	while (!atomic_load(&ev->stop) && !atomic_load(&fail.failed)) {
 		uint64_t last = fanq_channel_last_seq(ev->ch);
 		uint64_t after = last > 200 ? last - 200 : 0;
 		int n = fanq_channel_history_read(ev->ch, after, out, 256);
 
 		if (n < 0) {
-			thread_fail("history_read: %d", n);
+			tu_thread_fail(&fail, "history_read: %d", n);
 			break;
 		}
 		for (int i = 0; i < n; i++) {
@@ -633,7 +620,7 @@ static void *evict_reader(void *arg)
 			memcpy(&payload, fanq_msg_data(out[i]), sizeof(payload));
 			if (payload != seq || seq <= after ||
 			    (i && seq != fanq_msg_seq(out[i - 1]) + 1))
-				thread_fail("read after %" PRIu64 ": entry %d seq %"
+				tu_thread_fail(&fail, "read after %" PRIu64 ": entry %d seq %"
 					    PRIu64 " payload %" PRIu64, after, i,
 					    seq, payload);
 		}
@@ -651,7 +638,7 @@ START_TEST(test_history_eviction_under_concurrent_readers)
 	struct evict ev = { .ch = tu_channel_open(bus, "evict") };
 	pthread_t pub, conf, readers[EVICT_READERS];
 
-	atomic_store(&failed, 0);
+	atomic_store(&fail.failed, 0);
 	ck_assert_int_eq(pthread_create(&pub, NULL, evict_publisher, &ev), 0);
 	ck_assert_int_eq(pthread_create(&conf, NULL, evict_configurer, &ev), 0);
 	for (int i = 0; i < EVICT_READERS; i++)
@@ -662,7 +649,7 @@ START_TEST(test_history_eviction_under_concurrent_readers)
 	pthread_join(conf, NULL);
 	for (int i = 0; i < EVICT_READERS; i++)
 		pthread_join(readers[i], NULL);
-	ck_assert_msg(!atomic_load(&failed), "%s", failure);
+	ck_assert_msg(!atomic_load(&fail.failed), "%s", fail.msg);
 	ck_assert_uint_gt(atomic_load(&ev.msgs), 0);
 	fprintf(stderr, "eviction: %" PRIu64 " published, %" PRIuFAST64
 		" reads, %" PRIuFAST64 " messages read\n",

@@ -17,7 +17,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
@@ -39,20 +38,7 @@ struct payload {
 #define PAYLOAD_MAGIC 0xfa17u
 
 static atomic_int stop;
-static atomic_int failed;
-static char failure[512];
-
-static void stress_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (atomic_exchange(&failed, 1) == 0) {
-		va_start(ap, fmt);
-		vsnprintf(failure, sizeof(failure), fmt, ap);
-		va_end(ap);
-	}
-	atomic_store(&stop, 1);
-}
+static struct tu_failure fail = {.stop = &stop};
 
 static fanq_channel *channels[NCH];
 static struct inv_world *world; /* filled before the threads start */
@@ -81,7 +67,7 @@ static int seen_entry(struct seen *s, const char *who, const fanq_entry *e)
 	int c = channel_index(e->ch);
 
 	if (!inv_sub_entry(s->inv, e, 0)) {
-		stress_fail("%s: %s", who, inv_sub_error(s->inv));
+		tu_thread_fail(&fail, "%s: %s", who, inv_sub_error(s->inv));
 		return 0;
 	}
 	if (e->kind == FANQ_ENTRY_GAP)
@@ -89,13 +75,13 @@ static int seen_entry(struct seen *s, const char *who, const fanq_entry *e)
 	const struct payload *p = fanq_msg_data(e->msg);
 	if (fanq_msg_len(e->msg) != sizeof(*p) || p->magic != PAYLOAD_MAGIC ||
 	    p->pub >= NPUB || (c > 0 && p->pub != (uint32_t)c - 1)) {
-		stress_fail("%s: ch %d seq %" PRIu64 " bad payload (%zu bytes)",
+		tu_thread_fail(&fail, "%s: ch %d seq %" PRIu64 " bad payload (%zu bytes)",
 			    who, c, e->seq, fanq_msg_len(e->msg));
 		return 0;
 	}
 	if (s->counter_seen[c][p->pub] &&
 	    p->counter <= s->last_counter[c][p->pub]) {
-		stress_fail("%s: ch %d publisher %" PRIu32 " counter %" PRIu64
+		tu_thread_fail(&fail, "%s: ch %d publisher %" PRIu32 " counter %" PRIu64
 			    " after %" PRIu64,
 			    who, c, p->pub, p->counter,
 			    s->last_counter[c][p->pub]);
@@ -124,7 +110,7 @@ static int consume_ready(fanq_sub *sub, struct seen *s, const char *who)
 			return 0;
 	}
 	if (n < 0) {
-		stress_fail("%s: pop_batch: %s", who, fanq_strerror(n));
+		tu_thread_fail(&fail, "%s: pop_batch: %s", who, fanq_strerror(n));
 		return 0;
 	}
 	return 1;
@@ -147,7 +133,7 @@ static void *publisher_main(void *arg)
 		int rc = tu_publish_retry(ch, &msg, sizeof(msg), 0);
 
 		if (rc != 0) {
-			stress_fail("publisher %u: %s", p->id, fanq_strerror(rc));
+			tu_thread_fail(&fail, "publisher %u: %s", p->id, fanq_strerror(rc));
 			break;
 		}
 		msg.counter++;
@@ -193,7 +179,7 @@ static int churn_round(fanq_bus *bus, unsigned r)
 	memset(&s, 0, sizeof(s));
 	s.inv = inv_sub_new(world, "churn", 1);
 	if (!s.inv) {
-		stress_fail("churn round %u: out of memory", r);
+		tu_thread_fail(&fail, "churn round %u: out of memory", r);
 		return 0;
 	}
 	rc = fanq_sub_new(bus, &sub);
@@ -208,7 +194,7 @@ static int churn_round(fanq_bus *bus, unsigned r)
 			rc = FANQ_EINVAL;
 	}
 	if (rc != 0) {
-		stress_fail("churn round %u: %s %s", r, fanq_strerror(rc),
+		tu_thread_fail(&fail, "churn round %u: %s %s", r, fanq_strerror(rc),
 			    inv_sub_error(s.inv));
 		inv_sub_free(s.inv);
 		return 0;
@@ -220,12 +206,12 @@ static int churn_round(fanq_bus *bus, unsigned r)
 	if (ok && r % 3 == 0) {
 		rc = fanq_unsubscribe(sub, mine[0]);
 		if (rc != 0)
-			stress_fail("churn unsubscribe: %s", fanq_strerror(rc));
+			tu_thread_fail(&fail, "churn unsubscribe: %s", fanq_strerror(rc));
 		ok = rc == 0 && consume_ready(sub, &s, "churn");
 	}
 	rc = fanq_sub_close(sub);
 	if (rc != 0)
-		stress_fail("churn close: %s", fanq_strerror(rc));
+		tu_thread_fail(&fail, "churn close: %s", fanq_strerror(rc));
 	inv_sub_free(s.inv);
 	return ok && rc == 0;
 }
@@ -249,7 +235,7 @@ START_TEST(test_stress_publish_consume_churn)
 	char name[16];
 
 	atomic_store(&stop, 0);
-	atomic_store(&failed, 0);
+	atomic_store(&fail.failed, 0);
 	world = inv_world_new();
 	ck_assert_ptr_nonnull(world);
 	for (int c = 0; c < NCH; c++) {
@@ -293,7 +279,7 @@ START_TEST(test_stress_publish_consume_churn)
 
 		nanosleep(&tick, NULL);
 		clock_gettime(CLOCK_MONOTONIC, &now);
-	} while (!atomic_load(&failed) &&
+	} while (!atomic_load(&fail.failed) &&
 		 (now.tv_sec < end.tv_sec ||
 		  (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec)));
 	atomic_store(&stop, 1);
@@ -302,7 +288,7 @@ START_TEST(test_stress_publish_consume_churn)
 	pthread_join(churn.thread, NULL);
 	for (int i = 0; i < NCONS; i++)
 		pthread_join(cons[i].thread, NULL);
-	ck_assert_msg(!atomic_load(&failed), "%s", failure);
+	ck_assert_msg(!atomic_load(&fail.failed), "%s", fail.msg);
 
 	/* quiescent: drain, then one more message per channel so trailing
 	 * drops show as GAPs, then drain again and check */
@@ -329,7 +315,7 @@ START_TEST(test_stress_publish_consume_churn)
 			struct seen *s = &cons[i].seen[j];
 
 			consume_ready(sub, s, "final");
-			ck_assert_msg(!atomic_load(&failed), "%s", failure);
+			ck_assert_msg(!atomic_load(&fail.failed), "%s", fail.msg);
 			ck_assert_msg(inv_sub_check(s->inv, sub), "%s",
 				      inv_sub_error(s->inv));
 			fanq_sub_stats st = tu_stats(sub);

@@ -14,6 +14,8 @@
 
 #include <check.h>
 #include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -266,6 +268,34 @@ static inline void tu_one_close(struct tu_one *w)
 	tu_sub_close(w->sub);
 	fanq_channel_release(w->ch);
 	tu_bus_close(w->bus);
+}
+
+/* ------------------------------------------------------ worker threads */
+
+/*
+ * The first failure of a test's worker threads, which must not call
+ * Check's asserts: tu_thread_fail() records it and raises *stop (when
+ * set) so the others wind down; the test thread asserts
+ * !atomic_load(&f->failed) with f->msg as the message.
+ */
+struct tu_failure {
+	atomic_int failed;
+	atomic_int *stop;
+	char msg[512];
+};
+
+__attribute__((format(printf, 2, 3)))
+static inline void tu_thread_fail(struct tu_failure *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (atomic_exchange(&f->failed, 1) == 0) {
+		va_start(ap, fmt);
+		vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
+		va_end(ap);
+	}
+	if (f->stop)
+		atomic_store(f->stop, 1);
 }
 
 /* ------------------------------------------------ monitoring and health */
