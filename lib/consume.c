@@ -11,8 +11,8 @@
  * and it becomes a GAP entry alone.
  *
  * The consumer takes a batch at a time: it reads the ready slots of a
- * lane's head segment, works out how many of them fit the caller's array
- * (a GAP needs an entry of its own), takes them with one CAS, and updates
+ * lane's head segment, takes as many as surely fit the caller's array (a
+ * message may need a GAP entry too) with one CAS, and updates
  * the subscriber's counters once per batch, all inside one RCU read-side
  * section per call.  A message a drop-oldest evictor took first is simply
  * read again from the new head.
@@ -57,39 +57,6 @@ static unsigned msg_entries(struct link *lk, unsigned lane, fanq_msg *m,
 		e[n++] = (fanq_entry){ .kind = FANQ_ENTRY_MSG, .msg = m, .ch = m->ch,
 				       .seq = m->seq };
 	return n;
-}
-
-/*
- * Consumer: how many of the n entries read into b to take so that their
- * entries (one per message, one more for a GAP) fit in room.  At least
- * one when room >= 2.  Reads the gap state without changing it.
- */
-static unsigned batch_fit(struct fanq_sub *s, unsigned lane,
-			  const struct lane_batch *b, unsigned n, size_t room)
-{
-	struct link *last = NULL;
-	size_t used = 0;
-	unsigned j;
-
-	if (room >= 2 * (size_t)n)
-		return n; /* fits even if every message has a GAP */
-	for (j = 0; j < n; j++) {
-		const fanq_msg *m = lane_batch_msg(b, j), *e;
-		uint64_t prev;
-		unsigned i = j;
-
-		if (m == LANE_EVICTED)
-			continue;
-		/* the channel's previous ord: earlier in b, else the last taken */
-		while (i > 0 && ((e = lane_batch_msg(b, i - 1)) == LANE_EVICTED || e->ch != m->ch))
-			i--;
-		prev = i > 0 ? lane_batch_ord(b, i - 1) : link_of(s, m->ch, &last)->c_ord[lane];
-		/* a gap marker is one GAP entry, whatever came before it */
-		used += 1 + (!m->gap_marker && lane_batch_ord(b, j) != prev + 1);
-		if (used > room)
-			break;
-	}
-	return j;
 }
 
 /*
@@ -152,7 +119,11 @@ static size_t take_lanes(struct fanq_sub *s, fanq_entry *out, size_t room,
 			lane--;
 			continue;
 		}
-		k = batch_fit(s, lane - 1, &b, n, room - used);
+		/* At most two entries a message (a GAP and it): what fits.
+		 * Not counted exactly: until this thread's claim below, a
+		 * drop-oldest evictor may take and free any message read
+		 * into b, so nothing in them may be read before it. */
+		k = n < (room - used) / 2 ? n : (unsigned)((room - used) / 2);
 		if (keep_one && k == n && k > 1)
 			k--;
 		if (!lane_take_batch(l, &b, k))
