@@ -136,6 +136,43 @@ static void prom_totals(struct prom *p, const struct stats_walk *w)
 enum chan_family { CH_PUBLISHED, CH_SUBSCRIBERS, CH_ENQUEUED, CH_DROPPED,
 		   CH_REFUSED, CH_BACKLOG };
 
+static const struct {
+	const char *name, *type, *help;
+} chan_fams[] = {
+	[CH_PUBLISHED] = { "fanq_channel_published_total", "counter",
+			   "Messages published on the channel." },
+	[CH_SUBSCRIBERS] = { "fanq_channel_subscribers", "gauge",
+			     "Subscribers of the channel." },
+	[CH_ENQUEUED] = { "fanq_channel_enqueued_total", "counter",
+			  "Messages of the channel offered to subscriber queues." },
+	[CH_DROPPED] = { "fanq_channel_dropped_total", "counter",
+			 "Messages of the channel dropped, by reason." },
+	[CH_REFUSED] = { "fanq_channel_refused_total", "counter",
+			 "Publishes refused: the channel's backlog was full." },
+	[CH_BACKLOG] = { "fanq_channel_backlog", "gauge",
+			 "Publishes waiting for the channel's fan-out thread." },
+};
+
+/* The one value of a family other than CH_DROPPED. */
+static uint64_t chan_value(const fanq_channel_stats *st, enum chan_family fam)
+{
+	switch (fam) {
+	case CH_PUBLISHED:
+		return st->published;
+	case CH_SUBSCRIBERS:
+		return st->subscribers;
+	case CH_ENQUEUED:
+		return st->enqueued;
+	case CH_REFUSED:
+		return st->refused;
+	case CH_BACKLOG:
+		return st->backlog;
+	case CH_DROPPED:
+		break;
+	}
+	return 0;
+}
+
 static void prom_channel(struct prom *p, const struct fanq_channel *ch,
 			 enum chan_family fam)
 {
@@ -144,60 +181,24 @@ static void prom_channel(struct prom *p, const struct fanq_channel *ch,
 
 	fanq_channel_stats_get(ch, &st);
 	label_escape(ch->name, label);
-	switch (fam) {
-	case CH_PUBLISHED:
-		prom_printf(p, "fanq_channel_published_total{channel=\"%s\"} %llu\n",
-			    label, (unsigned long long)st.published);
-		break;
-	case CH_SUBSCRIBERS:
-		prom_printf(p, "fanq_channel_subscribers{channel=\"%s\"} %llu\n",
-			    label, (unsigned long long)st.subscribers);
-		break;
-	case CH_ENQUEUED:
-		prom_printf(p, "fanq_channel_enqueued_total{channel=\"%s\"} %llu\n",
-			    label, (unsigned long long)st.enqueued);
-		break;
-	case CH_DROPPED:
-		for (int r = 0; r < FANQ_DROP_REASONS; r++)
-			prom_printf(p, "fanq_channel_dropped_total{channel=\"%s\","
-				    "reason=\"%s\"} %llu\n", label,
-				    fanq_drop_reason_name(r),
-				    (unsigned long long)st.dropped[r]);
-		break;
-	case CH_REFUSED:
-		prom_printf(p, "fanq_channel_refused_total{channel=\"%s\"} %llu\n",
-			    label, (unsigned long long)st.refused);
-		break;
-	case CH_BACKLOG:
-		prom_printf(p, "fanq_channel_backlog{channel=\"%s\"} %llu\n",
-			    label, (unsigned long long)st.backlog);
-		break;
+	if (fam != CH_DROPPED) {
+		prom_printf(p, "%s{channel=\"%s\"} %llu\n", chan_fams[fam].name,
+			    label, (unsigned long long)chan_value(&st, fam));
+		return;
 	}
+	for (int r = 0; r < FANQ_DROP_REASONS; r++)
+		prom_printf(p, "%s{channel=\"%s\",reason=\"%s\"} %llu\n",
+			    chan_fams[fam].name, label, fanq_drop_reason_name(r),
+			    (unsigned long long)st.dropped[r]);
 }
 
 static void prom_channels(struct prom *p, struct fanq_bus *bus)
 {
-	static const struct {
-		const char *name, *type, *help;
-	} fams[] = {
-		[CH_PUBLISHED] = { "fanq_channel_published_total", "counter",
-				   "Messages published on the channel." },
-		[CH_SUBSCRIBERS] = { "fanq_channel_subscribers", "gauge",
-				     "Subscribers of the channel." },
-		[CH_ENQUEUED] = { "fanq_channel_enqueued_total", "counter",
-				  "Messages of the channel offered to subscriber queues." },
-		[CH_DROPPED] = { "fanq_channel_dropped_total", "counter",
-				 "Messages of the channel dropped, by reason." },
-		[CH_REFUSED] = { "fanq_channel_refused_total", "counter",
-				 "Publishes refused: the channel's backlog was full." },
-		[CH_BACKLOG] = { "fanq_channel_backlog", "gauge",
-				 "Publishes waiting for the channel's fan-out thread." },
-	};
 	struct cds_lfht_iter it;
 	struct fanq_channel *ch;
 
 	for (unsigned f = CH_PUBLISHED; f <= CH_BACKLOG; f++) {
-		prom_family(p, fams[f].name, fams[f].type, fams[f].help);
+		prom_family(p, chan_fams[f].name, chan_fams[f].type, chan_fams[f].help);
 		urcu_bp_read_lock();
 		bus_for_each_channel(bus, &it, ch)
 			prom_channel(p, ch, (enum chan_family)f);
