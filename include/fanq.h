@@ -538,6 +538,9 @@ typedef struct fanq_sub_stats {
 	uint64_t full_for_ns;    /* continuously full this long (0: not full) */
 	int over_high;           /* 1 between a QUEUE_HIGH and its QUEUE_LOW */
 	enum fanq_evict_reason evicted;
+	int shared_log;          /* 1 while it keeps up and reads its channel's
+				    shared log instead of its own queue (see
+				    README, "How it works") */
 } fanq_sub_stats;
 
 /*
@@ -577,6 +580,7 @@ typedef struct fanq_bus_stats {
 	uint64_t queued_msgs, queued_bytes;
 	uint64_t queued_msgs_max;  /* the deepest subscriber's queued_msgs */
 	uint64_t over_high;        /* subscribers over the high alert level */
+	uint64_t shared_log;       /* subscribers reading a shared log */
 } fanq_bus_stats;
 
 /*

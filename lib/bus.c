@@ -72,6 +72,7 @@ int fanq_bus_close(fanq_bus *bus)
 		cds_lfht_del(bus->channels, &ch->hnode);
 		/* no handle, no member: nobody can reach it or its history */
 		history_free(atomic_load(&ch->hist));
+		chlog_free(ch);
 		free(ch);
 	}
 	fanq_read_unlock();

@@ -54,6 +54,8 @@ static struct fanq_channel *channel_alloc(fanq_bus *bus, const char *name,
 	memcpy(ch->name, name, n + 1);
 	__cds_wfcq_init(&ch->q_head, &ch->q_tail);
 	CDS_INIT_LIST_HEAD(&ch->members);
+	CDS_INIT_LIST_HEAD(&ch->cursors);
+	ch->check_msgs = ch->check_bytes = UINT64_MAX;
 	cds_lfht_node_init(&ch->hnode);
 	return ch;
 }
@@ -132,6 +134,11 @@ static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 	/* a reference for every member that may queue m, in one RMW rather
 	 * than one per member; the unused ones go back below */
 	msg_ref_n(m, refs);
+	/* the cursor members take m from the log, O(1) for all (cursor.c);
+	 * the ones it demotes first are in members below */
+	if (ch->ncursors)
+		cursor_append(ch, m);
+	accepted = offered = ch->ncursors;
 	/* The fan-out thread is the list's only writer (the previous holder
 	 * of the role released it with its store to `fanning`), so it reads
 	 * the list as is: rcu_dereference would be an out-of-line call per
@@ -172,7 +179,9 @@ static void member_add(struct fanq_channel *ch, struct member *mb)
 {
 	FANQ_TSAN_RELEASE(mb);
 	cds_list_add_tail_rcu(&mb->node, &ch->members);
+	mb->link->fan_member = mb;
 	atomic_fetch_add_explicit(&ch->subscribers, 1, memory_order_relaxed);
+	cursor_member_added(mb->link->sub_owner);
 }
 
 /*
@@ -240,6 +249,11 @@ static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
 		break;
 	case OP_UNSUBSCRIBE:
 		mb = caa_container_of(op, struct member, del);
+		if (atomic_load_explicit(&mb->link->cur, memory_order_relaxed) !=
+		    CURSOR_OFF) /* its backlog stays deliverable, in its lane */
+			cursor_demote(ch, mb);
+		mb->link->fan_member = NULL;
+		atomic_fetch_sub(&mb->link->sub_owner->memberships, 1);
 		cds_list_del_rcu(&mb->node);
 		atomic_fetch_sub_explicit(&ch->subscribers, 1, memory_order_relaxed);
 		FANQ_TSAN_RELEASE(mb);
@@ -247,6 +261,9 @@ static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
 		break;
 	case OP_HISTORY:
 		history_apply_op(ch, caa_container_of(op, struct history_op, op));
+		break;
+	case OP_PROMOTE:
+		cursor_apply_promote(ch, caa_container_of(op, struct link, promote));
 		break;
 	}
 }

@@ -93,7 +93,7 @@ static uint64_t release_taken(struct fanq_sub *s, const struct lane_batch *b,
  * room runs out or nothing is ready.  Returns the entries written.
  */
 static size_t take_lanes(struct fanq_sub *s, fanq_entry *out, size_t room,
-			 unsigned max_msgs, bool deliver)
+			 unsigned max_msgs, bool deliver, struct link **lastp)
 {
 	struct link *last = NULL;
 	struct lane_batch b;
@@ -144,6 +144,25 @@ static size_t take_lanes(struct fanq_sub *s, fanq_entry *out, size_t room,
 		lane_batch_done(l, &b, k);
 		lane = s->levels; /* a higher lane may have filled meanwhile */
 	}
+	*lastp = last;
+	return used;
+}
+
+/*
+ * Consumer, inside rcu_read_lock: take_lanes() after the cursor (whose
+ * channel has nothing in the lanes while it is on, see cursor.c).  *lk:
+ * the link of the last message taken from the lanes, or NULL.
+ */
+static size_t take(struct fanq_sub *s, fanq_entry *out, size_t room,
+		   unsigned max_msgs, bool deliver, struct link **lk)
+{
+	struct link *cl = atomic_load_explicit(&s->cursor_link, memory_order_acquire);
+	size_t used = cl ? cursor_take(s, cl, out, room, max_msgs, deliver) : 0;
+
+	*lk = NULL;
+	if (room - used >= 2 && used < max_msgs)
+		used += take_lanes(s, out + used, room - used,
+				   max_msgs - (unsigned)used, deliver, lk);
 	return used;
 }
 
@@ -154,23 +173,41 @@ static size_t take_lanes(struct fanq_sub *s, fanq_entry *out, size_t room,
  */
 static bool sub_has_ready(struct fanq_sub *s)
 {
+	struct link *cl = atomic_load_explicit(&s->cursor_link, memory_order_acquire);
+
+	if (cl && cursor_ready(cl))
+		return true;
 	for (unsigned i = 0; i < s->levels; i++)
 		if (lane_ready(&s->lanes[i]))
 			return true;
 	return false;
 }
 
+/*
+ * Consumer, outside rcu_read_lock, after taking from the lanes a message
+ * of lk's channel (lk non-NULL): with the lanes now empty, s may read
+ * that channel's log instead (cursor.c).
+ */
+static void promote_if_idle(struct fanq_sub *s, struct link *lk)
+{
+	if (lk && !sub_has_ready(s))
+		cursor_maybe_promote(s, lk);
+}
+
 /* Consumer: make sure pending holds the next entry.  0 or FANQ_EAGAIN. */
 static int sub_fill(struct fanq_sub *s)
 {
+	struct link *lk;
+
 	if (s->npending)
 		return 0;
 	if (!sub_has_ready(s))
 		return FANQ_EAGAIN;
 	urcu_bp_read_lock();
 	/* one message: a GAP and its message fill pending's two entries */
-	s->npending = (unsigned)take_lanes(s, s->pending, 2, 1, false);
+	s->npending = (unsigned)take(s, s->pending, 2, 1, false, &lk);
 	fanq_read_unlock();
+	promote_if_idle(s, lk);
 	return s->npending ? 0 : FANQ_EAGAIN;
 }
 
@@ -241,9 +278,12 @@ int fanq_sub_pop_batch(fanq_sub *s, fanq_entry *out, size_t n)
 	while (i < n && s->npending)
 		fanq_sub_pop(s, &out[i++]);
 	if (n - i >= 2 && sub_has_ready(s)) {
+		struct link *lk;
+
 		urcu_bp_read_lock();
-		i += take_lanes(s, out + i, n - i, UINT_MAX, true);
+		i += take(s, out + i, n - i, UINT_MAX, true, &lk);
 		fanq_read_unlock();
+		promote_if_idle(s, lk);
 	}
 	/* one entry left: a message whose GAP takes it stays pending */
 	if (i == n - 1 && fanq_sub_pop(s, &out[i]) == 0)

@@ -105,6 +105,7 @@ bool sub_evict_claim(struct fanq_sub *s, enum fanq_evict_reason why)
 	if (!atomic_compare_exchange_strong(&s->evicted, &none, (int)why))
 		return false;
 	atomic_fetch_add_explicit(&s->bus->evicted[why], 1, memory_order_relaxed);
+	cursor_rescan(s); /* its cursor channel demotes it at its next publish */
 	return true;
 }
 
@@ -142,7 +143,8 @@ int fanq_sub_heartbeat_due(fanq_sub *s, uint64_t interval_ns)
 		return FANQ_EINVAL;
 	if (s->closed || atomic_load_explicit(&s->evicted, memory_order_relaxed))
 		return FANQ_ECLOSED;
-	if (atomic_load(&s->msgs) || atomic_load(&s->held) || s->npending)
+	if (atomic_load(&s->msgs) || atomic_load(&s->held) || s->npending ||
+	    cursor_backlog(s, NULL))
 		return 0; /* backlogged: data is on its way, or the socket is stuck */
 	now = bus_now(s->bus);
 	if (now - atomic_load_explicit(&s->touch_ns, memory_order_relaxed) < interval_ns)
@@ -175,11 +177,12 @@ static void tick_watch(struct fanq_sub *s, uint64_t now, uint64_t prev,
 	unsigned full_seen = atomic_fetch_and_explicit(&s->drop_state, ~DROP_FULL,
 						       memory_order_relaxed) & DROP_FULL;
 	unsigned watch = atomic_load_explicit(&s->watch, memory_order_relaxed);
+	uint64_t cursor_bytes, cursor_msgs = cursor_backlog(s, &cursor_bytes);
 	bool drained;
 
-	v->msgs = atomic_load(&s->msgs);
+	v->msgs = atomic_load(&s->msgs) + cursor_msgs;
 	v->held = atomic_load(&s->held);
-	v->bytes = atomic_load(&s->bytes);
+	v->bytes = atomic_load(&s->bytes) + cursor_bytes;
 	v->max_msgs = atomic_load(&s->max_msgs);
 	v->max_bytes = atomic_load(&s->max_bytes);
 	v->empty = v->msgs == 0 && v->held == 0;

@@ -132,6 +132,7 @@ static inline void fanq_read_unlock(void)
 /* Operations queued on a channel, applied by its fan-out thread. */
 enum op_kind {
 	OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_RESUME, OP_HISTORY,
+	OP_PROMOTE,
 };
 
 struct op {
@@ -265,6 +266,17 @@ struct fanq_channel {
 	_Atomic uint64_t enqueued FANQ_ALIGNED;
 	_Atomic uint64_t subscribers;
 	_Atomic uint64_t dropped[FANQ_DROP_REASONS];
+	/* the shared log and its cursor members (cursor.c) */
+	struct cds_list_head cursors; /* fan-out only, like members */
+	unsigned ncursors;            /* fan-out only */
+	uint64_t log_cum;             /* fan-out only: bytes appended */
+	uint64_t check_msgs, check_bytes; /* fan-out only: next scan */
+	atomic_bool rescan;           /* any thread: scan at next publish */
+	/* NULL until the first cursor member; written by fan-out (release),
+	 * freed with the channel */
+	_Atomic(struct chlog *) log;
+	/* last seq appended; release after the slot, see cursor.c */
+	_Atomic uint64_t log_last FANQ_ALIGNED;
 	char name[];
 };
 
@@ -300,6 +312,14 @@ struct link {
 	struct member *member;  /* current membership, owner thread only */
 	uint64_t start_seq;     /* first seq offered; set by fan-out at the
 				   first subscribe */
+	/* cursor mode (cursor.c): next seq to take, CURSOR_OFF in lane
+	 * mode; set by fan-out, advanced by CAS by the consumer */
+	_Atomic uint64_t cur;
+	_Atomic uint64_t cur_from;  /* first seq of this cursor run */
+	struct member *fan_member;  /* fan-out only: current membership */
+	struct op promote;          /* OP_PROMOTE, one at a time: */
+	atomic_bool promote_queued; /* set by the consumer, cleared by fan-out */
+	uint64_t promote_ord;       /* c_ord[0] when the consumer asked */
 	uint64_t prod_ord[FANQ_PRIO_LEVELS] FANQ_ALIGNED;
 	uint64_t c_ord[FANQ_PRIO_LEVELS] FANQ_ALIGNED;
 	uint64_t c_seq[FANQ_PRIO_LEVELS];
@@ -384,6 +404,10 @@ struct fanq_sub {
 	_Atomic(struct meta *) meta;
 	/* set by the owner at attach; read by fan-out and the ticker */
 	_Atomic(struct fanq_group *) group;
+	/* cursor.c: the link in cursor mode, or NULL (fan-out writes);
+	 * memberships applied, over all channels (fan-out threads) */
+	_Atomic(struct link *) cursor_link;
+	atomic_uint memberships;
 	atomic_uint refs;
 	atomic_int evicted;     /* enum fanq_evict_reason; set once, by CAS */
 	struct cds_lfht_node reg_node;  /* bus->subs, keyed by id */
@@ -587,5 +611,29 @@ int health_rules_check(const fanq_health_rules *r);
 int health_attach(struct fanq_sub *s, const fanq_health_rules *r);
 bool sub_evict_claim(struct fanq_sub *s, enum fanq_evict_reason why);
 
+
+
+/* ------------------------------------------------------------- cursor.c */
+
+/*
+ * The shared log of a channel and the subscribers that read it by
+ * position ("cursor mode") while they keep up.  See cursor.c.
+ */
+#define CURSOR_OFF UINT64_MAX
+
+void cursor_append(struct fanq_channel *ch, fanq_msg *m);
+void cursor_demote(struct fanq_channel *ch, struct member *mb);
+void cursor_apply_promote(struct fanq_channel *ch, struct link *lk);
+void cursor_member_added(struct fanq_sub *s);
+void cursor_rescan(struct fanq_sub *s);
+size_t cursor_take(struct fanq_sub *s, struct link *lk, fanq_entry *out,
+		   size_t room, unsigned max_msgs, bool deliver);
+bool cursor_ready(const struct link *lk);
+void cursor_maybe_promote(struct fanq_sub *s, struct link *lk);
+uint64_t cursor_release(struct fanq_sub *s);
+uint64_t cursor_backlog(const struct fanq_sub *s, uint64_t *bytes);
+uint64_t cursor_enqueued(const struct fanq_sub *s);
+void chlog_free(struct fanq_channel *ch);
+int sub_offer_moved(struct fanq_sub *s, struct link *lk, fanq_msg *m);
 
 #endif /* FANQ_INTERNAL_H */

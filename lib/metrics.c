@@ -96,6 +96,9 @@ static void prom_scalars(struct prom *p, const fanq_bus_stats *t)
 		  t->queued_msgs_max },
 		{ "fanq_subscribers_over_high", "gauge",
 		  "Subscribers over the high utilisation alert level.", t->over_high },
+		{ "fanq_subscribers_shared_log", "gauge",
+		  "Subscribers keeping up, reading their channel's shared log.",
+		  t->shared_log },
 	};
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {

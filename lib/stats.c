@@ -48,16 +48,19 @@ void stats_sub_snapshot(const struct fanq_sub *s, fanq_sub_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->id = s->id;
-	out->queued_msgs = atomic_load(&s->msgs) + atomic_load(&s->held);
-	out->queued_bytes = atomic_load(&s->bytes);
+	uint64_t cursor_bytes, cursor_msgs = cursor_backlog(s, &cursor_bytes);
+
+	out->queued_msgs = atomic_load(&s->msgs) + atomic_load(&s->held) + cursor_msgs;
+	out->queued_bytes = atomic_load(&s->bytes) + cursor_bytes;
 	out->high_water_msgs = atomic_load(&s->high_water);
-	out->enqueued = atomic_load(&s->enqueued);
+	out->enqueued = atomic_load(&s->enqueued) + cursor_enqueued(s);
 	out->delivered = atomic_load(&s->delivered);
 	for (int i = 0; i < FANQ_DROP_REASONS; i++)
 		out->dropped[i] = atomic_load(&s->dropped[i]);
 	out->max_msgs = atomic_load(&s->max_msgs);
 	out->max_bytes = atomic_load(&s->max_bytes);
 	out->policy = atomic_load(&s->policy)->kind;
+	out->shared_log = atomic_load(&s->cursor_link) != NULL;
 	if (atomic_load_explicit(&s->bus->tick_ns, memory_order_relaxed))
 		out->since_drain_ns = since_tick(s->bus, atomic_load(&s->progress_ns));
 	/* full_since_ns is written before WATCH_FULL is set (release) */
@@ -127,19 +130,21 @@ const uint64_t *stats_depth_bounds(void)
 static void walk_sub(struct stats_walk *w, const struct fanq_sub *s)
 {
 	fanq_bus_stats *t = &w->t;
-	uint64_t depth = atomic_load(&s->msgs) + atomic_load(&s->held);
+	uint64_t cursor_bytes, cursor_msgs = cursor_backlog(s, &cursor_bytes);
+	uint64_t depth = atomic_load(&s->msgs) + atomic_load(&s->held) + cursor_msgs;
 
-	t->enqueued += atomic_load(&s->enqueued);
+	t->enqueued += atomic_load(&s->enqueued) + cursor_enqueued(s);
 	t->delivered += atomic_load(&s->delivered);
 	for (int r = 0; r < FANQ_DROP_REASONS; r++)
 		t->dropped[r] += atomic_load(&s->dropped[r]);
 	t->queued_msgs += depth;
-	t->queued_bytes += atomic_load(&s->bytes);
+	t->queued_bytes += atomic_load(&s->bytes) + cursor_bytes;
 	if (s->closed)
 		return; /* counted until freed; not a subscriber any more */
 	if (depth > t->queued_msgs_max)
 		t->queued_msgs_max = depth;
 	t->over_high += !!(atomic_load(&s->watch) & WATCH_HIGH);
+	t->shared_log += atomic_load(&s->cursor_link) != NULL;
 	for (int b = 0; b < STATS_DEPTH_BUCKETS; b++)
 		w->depth_le[b] += depth <= depth_bounds[b];
 	w->depth_count++;
@@ -225,11 +230,15 @@ static uint64_t top_key(const fanq_sub_stats *st, enum fanq_top_by by)
 /* The key without a full snapshot, to skip most subscribers cheaply. */
 static uint64_t top_key_of(const struct fanq_sub *s, enum fanq_top_by by)
 {
+	uint64_t bytes;
+
 	switch (by) {
 	case FANQ_TOP_DEPTH:
-		return atomic_load(&s->msgs) + atomic_load(&s->held);
+		return atomic_load(&s->msgs) + atomic_load(&s->held) +
+		       cursor_backlog(s, NULL);
 	case FANQ_TOP_BYTES:
-		return atomic_load(&s->bytes);
+		cursor_backlog(s, &bytes);
+		return atomic_load(&s->bytes) + bytes;
 	case FANQ_TOP_DROPS:
 		break;
 	}

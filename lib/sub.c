@@ -176,7 +176,7 @@ uint64_t sub_release_backlog(struct fanq_sub *s)
 		}
 	}
 	fanq_read_unlock();
-	return n;
+	return n + cursor_release(s);
 }
 
 /*
@@ -233,6 +233,7 @@ int fanq_sub_set_limits(fanq_sub *s, uint64_t max_msgs, uint64_t max_bytes)
 		return FANQ_ECLOSED;
 	atomic_store(&s->max_msgs, max_msgs);
 	atomic_store(&s->max_bytes, max_bytes);
+	cursor_rescan(s); /* a cursor window may have shrunk */
 	return 0;
 }
 
@@ -347,6 +348,8 @@ static struct member *sub_member_new(struct fanq_sub *s, fanq_channel *ch)
 			return NULL;
 		}
 		s->link0_used = true;
+		atomic_init(&lk->cur, CURSOR_OFF);
+		atomic_init(&lk->cur_from, CURSOR_OFF);
 		lk->ch = ch;
 		lk->sub_owner = s;
 		lk->next = s->links;
@@ -431,6 +434,13 @@ static bool sub_reserve(struct fanq_sub *s, uint64_t len)
 	uint64_t c = atomic_load_explicit(&s->msgs, memory_order_relaxed);
 	uint64_t b, hw;
 
+	/* on a second channel while still in cursor mode on another (until
+	 * that channel's next publish demotes it): its backlog counts too */
+	if (atomic_load_explicit(&s->cursor_link, memory_order_relaxed)) {
+		uint64_t cb = cursor_backlog(s, NULL);
+
+		max_m = cb < max_m ? max_m - cb : 0;
+	}
 	do {
 		if (c >= max_m)
 			return false;
@@ -594,6 +604,38 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 	if (atomic_load_explicit(&s->group, memory_order_relaxed))
 		sub_notify_group(s);
 	return r | OFFER_ACCEPTED;
+}
+
+/*
+ * Fan-out thread of lk's channel, inside rcu_read_lock: queue m, already
+ * counted enqueued and within the limits when it was (a cursor's backlog
+ * moving into the lane, cursor.c): as a lane keeps what it holds when the
+ * limits are lowered, it takes room without a limit check.  Returns
+ * OFFER_ACCEPTED, or 0 with the drop counted (the caller releases m).
+ */
+int sub_offer_moved(struct fanq_sub *s, struct link *lk, fanq_msg *m)
+{
+	uint64_t ord = ++lk->prod_ord[0];
+	uint64_t hw, c;
+	int rc;
+
+	if (atomic_load_explicit(&s->evicted, memory_order_relaxed)) {
+		sub_count_drop(s, m, FANQ_DROP_UNSUBSCRIBED);
+		return 0;
+	}
+	c = atomic_fetch_add(&s->msgs, 1) + 1;
+	atomic_fetch_add(&s->bytes, m->len);
+	hw = atomic_load_explicit(&s->high_water, memory_order_relaxed);
+	while (c > hw && !atomic_compare_exchange_weak(&s->high_water, &hw, c))
+		;
+	rc = lane_push(&s->lanes[0], m, ord);
+	if (rc) {
+		sub_unreserve(s, 1, m->len);
+		sub_count_drop(s, m, atomic_load(&s->evicted) ? FANQ_DROP_UNSUBSCRIBED
+							      : FANQ_DROP_FULL_NEW);
+		return 0;
+	}
+	return OFFER_ACCEPTED;
 }
 
 /*

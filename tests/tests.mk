@@ -14,7 +14,7 @@
 # Other parts of the tree may add prerequisites to `check` (an example
 # server an integration script needs); the recipe stays here.
 
-TEST_SUITES := policy accounting channel badinput group wakeup history monitor health stress soak misuse invariant
+TEST_SUITES := policy cursor accounting channel badinput group wakeup history monitor health stress soak misuse invariant
 TEST_BINS := $(TEST_SUITES:%=$(BUILD)/tests/test_%)
 RUN_SUITES := $(if $(SUITE),$(filter $(SUITE),$(TEST_SUITES)),$(TEST_SUITES))
 RUN_BINS := $(RUN_SUITES:%=$(BUILD)/tests/test_%)
