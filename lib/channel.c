@@ -55,6 +55,7 @@ static struct fanq_channel *channel_alloc(fanq_bus *bus, const char *name,
 	__cds_wfcq_init(&ch->q_head, &ch->q_tail);
 	CDS_INIT_LIST_HEAD(&ch->members);
 	CDS_INIT_LIST_HEAD(&ch->cursors);
+	__cds_wfcq_init(&ch->w_head, &ch->w_tail);
 	ch->check_msgs = ch->check_bytes = UINT64_MAX;
 	cds_lfht_node_init(&ch->hnode);
 	return ch;

@@ -136,10 +136,10 @@ static void slot_write(struct chlog_slot *sl, uint64_t seq, fanq_msg *m,
 		       uint64_t cum, uint32_t len)
 {
 	atomic_store_explicit(&sl->seq, CURSOR_OFF, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release); /* OFF before the fields */
-	atomic_store_explicit(&sl->msg, m, memory_order_relaxed);
-	atomic_store_explicit(&sl->cum, cum, memory_order_relaxed);
-	atomic_store_explicit(&sl->len, len, memory_order_relaxed);
+	/* releases: a reader that acquires a field also sees OFF or later */
+	atomic_store_explicit(&sl->msg, m, memory_order_release);
+	atomic_store_explicit(&sl->cum, cum, memory_order_release);
+	atomic_store_explicit(&sl->len, len, memory_order_release);
 	atomic_store_explicit(&sl->seq, seq, memory_order_release);
 }
 
@@ -175,7 +175,7 @@ static void chlog_grow(struct fanq_channel *ch)
 static bool cursor_barred(const struct fanq_sub *s)
 {
 	return atomic_load(&s->evicted) || atomic_load(&s->memberships) != 1 ||
-	       atomic_load_explicit(&s->group, memory_order_relaxed) || s->levels != 1;
+	       s->levels != 1;
 }
 
 /*
@@ -198,21 +198,26 @@ void cursor_demote(struct fanq_channel *ch, struct member *mb)
 	atomic_store(&s->cursor_link, NULL);
 	atomic_fetch_add_explicit(&s->enqueued, end - from, memory_order_relaxed);
 	atomic_store_explicit(&lk->cur_from, CURSOR_OFF, memory_order_relaxed);
-	for (; c < end; c++) {
-		fanq_msg *m = atomic_load_explicit(&lg->slot[c & lg->mask].msg,
+	for (uint64_t q = c; q < end; q++) {
+		fanq_msg *m = atomic_load_explicit(&lg->slot[q & lg->mask].msg,
 						   memory_order_relaxed);
+
 		if (!sub_offer_moved(s, lk, m))
 			fanq_msg_release(m);
 	}
+	/* the moves did not notify, as pushes do */
+	if (c < end && atomic_load(&s->group))
+		sub_notify_group(s);
 	cds_list_del(&mb->node);
 	cds_list_add_tail(&mb->node, &ch->members);
+	ch->nwaitable -= atomic_load(&s->group) != NULL;
 	if (--ch->ncursors == 0)
 		ch->check_msgs = ch->check_bytes = UINT64_MAX;
 }
 
 /*
  * Fan-out, inside rcu_read_lock, before m is appended: demote every cursor
- * member m would take past half its window, and set the next scan.
+ * member m would take past 7/8 of its window, and set the next scan.
  */
 static void cursor_scan(struct fanq_channel *ch, const fanq_msg *m)
 {
@@ -251,6 +256,76 @@ static void cursor_scan(struct fanq_channel *ch, const fanq_msg *m)
 }
 
 /*
+ * Grouped cursor members.  A lane push notifies the subscriber's group
+ * when its ready flag is clear; a log append cannot look at every member.
+ * So a member asks for the next append's notification instead, from
+ * fanq_group_next_ready() right after it clears ready (and at its
+ * promotion): it queues itself on its channel's waiter queue, which
+ * holds a reference, and counts itself in ch->nwait.  After each append
+ * the fan-out thread notifies and releases every waiter.  No lost wakeup:
+ * the waiter's seq_cst increment of nwait before its drain's seq_cst load
+ * of log_last, against the append's seq_cst store of log_last before its
+ * seq_cst load of nwait, are a store-buffering pair: either the fan-out
+ * thread sees the waiter, or the host's drain that follows sees the
+ * message.  (A waiter queued but not yet counted is found by a later
+ * append: one spurious notification.)
+ */
+
+/* Consumer (or fan-out at promotion): notify s at its channel's next append. */
+void cursor_wait(struct fanq_sub *s)
+{
+	struct link *lk = atomic_load_explicit(&s->cursor_link, memory_order_acquire);
+
+	if (!lk || atomic_exchange(&s->waiting, 1))
+		return;
+	sub_get(s);
+	cds_wfcq_node_init(&s->wait_node);
+	FANQ_TSAN_RELEASE(s); /* liburcu's asm atomics are invisible to TSan */
+	cds_wfcq_enqueue(&lk->ch->w_head, &lk->ch->w_tail, &s->wait_node);
+	atomic_fetch_add(&lk->ch->nwait, 1);
+}
+
+/* Fan-out (or bus close): take the next waiter, or NULL. */
+static struct fanq_sub *cursor_next_waiter(struct fanq_channel *ch)
+{
+	struct cds_wfcq_node *n = __cds_wfcq_dequeue_blocking(&ch->w_head, &ch->w_tail);
+	struct fanq_sub *s;
+
+	if (!n)
+		return NULL;
+	s = caa_container_of(n, struct fanq_sub, wait_node);
+	FANQ_TSAN_ACQUIRE(s);
+	/* cleared before the notification: a next_ready() after that
+	 * notification queues s again */
+	atomic_exchange(&s->waiting, 0);
+	atomic_fetch_sub(&ch->nwait, 1); /* may wrap until its add: see above */
+	return s;
+}
+
+/* Fan-out, inside rcu_read_lock, after an append: notify the waiters. */
+static void cursor_wake(struct fanq_channel *ch)
+{
+	struct fanq_sub *s;
+
+	if (!atomic_load(&ch->nwait)) /* seq_cst: see above */
+		return;
+	while ((s = cursor_next_waiter(ch))) {
+		if (!atomic_load(&s->closed))
+			sub_notify_group(s);
+		sub_put(s);
+	}
+}
+
+/* Bus close: release the waiters' references (no append will come). */
+void cursor_waiters_release(struct fanq_channel *ch)
+{
+	struct fanq_sub *s;
+
+	while ((s = cursor_next_waiter(ch)))
+		sub_put(s);
+}
+
+/*
  * Fan-out, inside rcu_read_lock, for a channel with cursor members: m has
  * its seq; scan if due, then append m for the members still in cursor mode
  * (apply_publish() counts them as accepted).
@@ -267,8 +342,14 @@ void cursor_append(struct fanq_channel *ch, fanq_msg *m)
 	lg = atomic_load_explicit(&ch->log, memory_order_relaxed);
 	slot_write(&lg->slot[m->seq & lg->mask], m->seq, m, ch->log_cum, m->len);
 	ch->log_cum += m->len;
-	/* the slot before the position: pairs with the consumers' acquire */
-	atomic_store_explicit(&ch->log_last, m->seq, memory_order_release);
+	/* the slot before the position: pairs with the consumers' acquire
+	 * (seq_cst with group members: see the waiters above) */
+	if (ch->nwaitable) {
+		atomic_store(&ch->log_last, m->seq);
+		cursor_wake(ch);
+	} else {
+		atomic_store_explicit(&ch->log_last, m->seq, memory_order_release);
+	}
 }
 
 /* Fan-out: whether lk's subscriber may switch to cursor mode now. */
@@ -311,6 +392,10 @@ void cursor_apply_promote(struct fanq_channel *ch, struct link *lk)
 	cds_list_del(&lk->fan_member->node);
 	cds_list_add_tail(&lk->fan_member->node, &ch->cursors);
 	ch->ncursors++;
+	if (atomic_load(&s->group)) {
+		ch->nwaitable++;
+		cursor_wait(s); /* notified at the first append */
+	}
 	/* limits read after cursor_link is set: see cursor_rescan() */
 	ch->check_msgs = min64(ch->check_msgs, next + cursor_window(s, lg));
 	ch->check_bytes = min64(ch->check_bytes, ch->log_cum + cursor_max_bytes(s));
@@ -348,8 +433,7 @@ void cursor_rescan(struct fanq_sub *s)
  */
 void cursor_maybe_promote(struct fanq_sub *s, struct link *lk)
 {
-	if (s->levels != 1 || atomic_load_explicit(&s->group, memory_order_relaxed) ||
-	    atomic_load_explicit(&s->cursor_link, memory_order_relaxed) ||
+	if (s->levels != 1 || atomic_load_explicit(&s->cursor_link, memory_order_relaxed) ||
 	    atomic_load_explicit(&s->memberships, memory_order_relaxed) != 1 ||
 	    atomic_load_explicit(&s->max_msgs, memory_order_relaxed) < CURSOR_MIN_WINDOW ||
 	    atomic_load_explicit(&lk->promote_queued, memory_order_acquire))
@@ -366,8 +450,8 @@ bool cursor_ready(const struct link *lk)
 {
 	uint64_t c = atomic_load_explicit(&lk->cur, memory_order_relaxed);
 
-	return c != CURSOR_OFF &&
-	       c <= atomic_load_explicit(&lk->ch->log_last, memory_order_acquire);
+	/* seq_cst (a plain load on x86): see the waiters above */
+	return c != CURSOR_OFF && c <= atomic_load(&lk->ch->log_last);
 }
 
 /*
@@ -386,7 +470,7 @@ static unsigned cursor_claim(struct link *lk, fanq_msg **got, unsigned max,
 
 	if (c == CURSOR_OFF)
 		return 0;
-	last = atomic_load_explicit(&ch->log_last, memory_order_acquire);
+	last = atomic_load(&ch->log_last); /* seq_cst: see the waiters above */
 	if (last < c)
 		return 0;
 	lg = atomic_load_explicit(&ch->log, memory_order_acquire);
@@ -498,11 +582,11 @@ uint64_t cursor_backlog(const struct fanq_sub *s, uint64_t *bytes)
 							      memory_order_acquire);
 		const struct chlog_slot *a = &lg->slot[c & lg->mask];
 		const struct chlog_slot *z = &lg->slot[last & lg->mask];
-		uint64_t ca = atomic_load_explicit(&a->cum, memory_order_relaxed);
-		uint64_t cz = atomic_load_explicit(&z->cum, memory_order_relaxed) +
-			      atomic_load_explicit(&z->len, memory_order_relaxed);
+		/* acquires: pair with slot_write()'s releases */
+		uint64_t ca = atomic_load_explicit(&a->cum, memory_order_acquire);
+		uint64_t cz = atomic_load_explicit(&z->cum, memory_order_acquire) +
+			      atomic_load_explicit(&z->len, memory_order_acquire);
 
-		atomic_thread_fence(memory_order_acquire);
 		/* both slots still those seqs: the sums are theirs */
 		if (atomic_load_explicit(&a->seq, memory_order_relaxed) == c &&
 		    atomic_load_explicit(&z->seq, memory_order_relaxed) == last)

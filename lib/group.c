@@ -151,8 +151,12 @@ int fanq_group_next_ready(fanq_group *g, fanq_sub **out)
 		if (!s)
 			return FANQ_EAGAIN;
 		atomic_exchange(&s->ready, 0); /* step 2: RMW, see above */
-		if (!s->closed)
+		if (!s->closed) {
+			/* reading a shared log: ask for the next append's
+			 * notification as a lane push would send it */
+			cursor_wait(s);
 			break;
+		}
 		sub_put(s); /* closed by the owner while queued */
 	}
 	sub_put(s); /* the host holds its own reference until close */

@@ -272,6 +272,12 @@ struct fanq_channel {
 	uint64_t log_cum;             /* fan-out only: bytes appended */
 	uint64_t check_msgs, check_bytes; /* fan-out only: next scan */
 	atomic_bool rescan;           /* any thread: scan at next publish */
+	unsigned nwaitable;           /* fan-out only: cursor members in a group */
+	/* grouped cursor members to notify at the next append: enqueued
+	 * by their consumers (or fan-out), dequeued by fan-out */
+	struct __cds_wfcq_head w_head;
+	struct cds_wfcq_tail w_tail;
+	atomic_uint nwait;            /* waiters queued (cursor.c) */
 	/* NULL until the first cursor member; written by fan-out (release),
 	 * freed with the channel */
 	_Atomic(struct chlog *) log;
@@ -408,6 +414,8 @@ struct fanq_sub {
 	 * memberships applied, over all channels (fan-out threads) */
 	_Atomic(struct link *) cursor_link;
 	atomic_uint memberships;
+	atomic_int waiting;     /* 1 while on a channel's w_ queue (cursor.c) */
+	struct cds_wfcq_node wait_node;
 	atomic_uint refs;
 	atomic_int evicted;     /* enum fanq_evict_reason; set once, by CAS */
 	struct cds_lfht_node reg_node;  /* bus->subs, keyed by id */
@@ -630,6 +638,8 @@ size_t cursor_take(struct fanq_sub *s, struct link *lk, fanq_entry *out,
 		   size_t room, unsigned max_msgs, bool deliver);
 bool cursor_ready(const struct link *lk);
 void cursor_maybe_promote(struct fanq_sub *s, struct link *lk);
+void cursor_wait(struct fanq_sub *s);
+void cursor_waiters_release(struct fanq_channel *ch);
 uint64_t cursor_release(struct fanq_sub *s);
 uint64_t cursor_backlog(const struct fanq_sub *s, uint64_t *bytes);
 uint64_t cursor_enqueued(const struct fanq_sub *s);

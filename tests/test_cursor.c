@@ -5,6 +5,8 @@
  * can observe changes across a switch: order, seqs, GAPs, drops and
  * their reasons, the limits, and every counter.
  */
+#include <poll.h>
+
 #include "test_util.h"
 
 static int shared(const fanq_sub *sub)
@@ -284,6 +286,39 @@ START_TEST(test_peek_and_pop_read_the_log)
 }
 END_TEST
 
+/* A group member reading the log is woken by the append, once per drain. */
+START_TEST(test_group_member_is_woken_from_the_log)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *ch = tu_channel_open(bus, "ch");
+	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 64, TU_BIG_BYTES), *got;
+	struct pollfd pfd;
+	fanq_group *g;
+
+	ck_assert_int_eq(fanq_group_new(bus, &g), 0);
+	ck_assert_int_eq(fanq_group_attach(g, sub), 0);
+	ck_assert_int_eq(fanq_subscribe(sub, ch), 0);
+	pfd = (struct pollfd){ .fd = fanq_group_fd(g), .events = POLLIN };
+	for (uint64_t seq = 1; seq <= 4; seq++) {
+		ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+		tu_publish(ch, "m", 0);
+		tu_publish(ch, "m", 0); /* the second append finds no waiter */
+		ck_assert_int_eq(poll(&pfd, 1, 0), 1);
+		ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
+		ck_assert_ptr_eq(got, sub);
+		tu_expect_seq(sub, ch, 2 * seq - 1);
+		tu_expect_seq(sub, ch, 2 * seq);
+		tu_expect_no_msg(sub);
+		ck_assert_int_eq(fanq_group_next_ready(g, &got), FANQ_EAGAIN);
+		ck_assert_int_eq(shared(sub), 1); /* from the first drain on */
+	}
+	tu_sub_close(sub);
+	ck_assert_int_eq(fanq_group_close(g), 0);
+	fanq_channel_release(ch);
+	tu_bus_close(bus);
+}
+END_TEST
+
 Suite *fanq_test_suite(void)
 {
 	Suite *s = suite_create("cursor");
@@ -299,5 +334,7 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_close_counts_the_log_backlog);
 	tcase_add_test(tc, test_bursts_grow_the_log);
 	tcase_add_test(tc, test_peek_and_pop_read_the_log);
+	tc = tu_tcase(s, "group");
+	tcase_add_test(tc, test_group_member_is_woken_from_the_log);
 	return s;
 }
