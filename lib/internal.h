@@ -323,10 +323,11 @@ struct link {
 	_Atomic uint64_t cur;
 	_Atomic uint64_t cur_from;  /* first seq of this cursor run */
 	struct member *fan_member;  /* fan-out only: current membership */
+	uint64_t prod_ord[FANQ_PRIO_LEVELS] FANQ_ALIGNED;
+	/* in prod_ord's line, which it would pad: touched once a switch */
 	struct op promote;          /* OP_PROMOTE, one at a time: */
 	atomic_bool promote_queued; /* set by the consumer, cleared by fan-out */
 	uint64_t promote_ord;       /* c_ord[0] when the consumer asked */
-	uint64_t prod_ord[FANQ_PRIO_LEVELS] FANQ_ALIGNED;
 	uint64_t c_ord[FANQ_PRIO_LEVELS] FANQ_ALIGNED;
 	uint64_t c_seq[FANQ_PRIO_LEVELS];
 };
