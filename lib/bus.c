@@ -57,11 +57,11 @@ int fanq_bus_close(fanq_bus *bus)
 	if (atomic_load(&bus->live_subs) || atomic_load(&bus->channel_handles) ||
 	    atomic_load(&bus->live_groups))
 		return FANQ_EBUSY;
-	/* the subscribers still waiting for a notification (cursor.c) */
+	/* the subscribers still waiting for an append (cursor.c) */
 	urcu_bp_read_lock();
 	cds_lfht_first(bus->channels, &it);
 	while ((node = cds_lfht_iter_get_node(&it))) {
-		cursor_waiters_release(caa_container_of(node, struct fanq_channel, hnode));
+		cursor_waits_free(caa_container_of(node, struct fanq_channel, hnode));
 		cds_lfht_next(bus->channels, &it);
 	}
 	fanq_read_unlock();

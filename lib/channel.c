@@ -55,7 +55,6 @@ static struct fanq_channel *channel_alloc(fanq_bus *bus, const char *name,
 	__cds_wfcq_init(&ch->q_head, &ch->q_tail);
 	CDS_INIT_LIST_HEAD(&ch->members);
 	CDS_INIT_LIST_HEAD(&ch->cursors);
-	__cds_wfcq_init(&ch->w_head, &ch->w_tail);
 	ch->check_msgs = ch->check_bytes = UINT64_MAX;
 	cds_lfht_node_init(&ch->hnode);
 	return ch;
@@ -137,7 +136,7 @@ static void apply_publish(struct fanq_channel *ch, fanq_msg *m,
 	msg_ref_n(m, refs);
 	/* the cursor members take m from the log, O(1) for all (cursor.c);
 	 * the ones it demotes first are in members below */
-	if (ch->ncursors)
+	if (ch->ncursors || ch->waits)
 		cursor_append(ch, m);
 	accepted = offered = ch->ncursors;
 	/* The fan-out thread is the list's only writer (the previous holder

@@ -171,6 +171,107 @@ static void chlog_grow(struct fanq_channel *ch)
 	urcu_bp_call_rcu(&old->rcu, chlog_free_rcu);
 }
 
+/*
+ * Grouped cursor members.  A lane push notifies the subscriber's group
+ * when its ready flag is clear; a log append cannot look at every member.
+ * So a member waits for the next append on a queue of its channel, one
+ * queue per group (struct chwait): fanq_group_next_ready() puts it there
+ * instead of clearing its ready flag, with the reference the ready list
+ * held (cursor_enroll()); the promotion does the same for a member whose
+ * flag was clear.  Each append splices every non-empty queue into its
+ * group's ready list in one step (group_splice()): O(groups) per append,
+ * whatever the number of members.  A demotion splices them too, since
+ * from then on lane pushes must find the flag clear again.
+ *
+ * No lost wakeup: the member's enqueue, then its seq_cst increment of nw,
+ * then (the host's drain) its seq_cst load of log_last; the append's
+ * seq_cst store of log_last, then its seq_cst load of nw: a
+ * store-buffering pair, so either the append splices the member or the
+ * drain sees the message.  A member queued after its demotion cleared
+ * cursor_link (it read the link before) is handled the same way by the
+ * demotion's seq_cst store of cursor_link and the member's load of it:
+ * it then asks for the splice at the next publish (ch->rescan).
+ */
+struct chwait {
+	struct chwait *next;          /* ch->waits; fan-out writes */
+	struct fanq_group *g;         /* a reference */
+	struct __cds_wfcq_head head;  /* dequeued (spliced) by fan-out only */
+	struct cds_wfcq_tail tail;
+	atomic_uint nw;               /* queued since the last splice, about */
+};
+
+/*
+ * Fan-out, inside rcu_read_lock: splice the waiters into their groups;
+ * all: every queue, else those counted since the last splice.
+ */
+static void cursor_wake(struct fanq_channel *ch, bool all)
+{
+	for (struct chwait *w = ch->waits; w; w = w->next)
+		if (atomic_exchange(&w->nw, 0) || all) /* seq_cst: see above */
+			group_splice(w->g, &w->head, &w->tail);
+}
+
+/* Fan-out: g's waiter queue on ch, made on first use; NULL: no memory. */
+static struct chwait *chwait_of(struct fanq_channel *ch, struct fanq_group *g)
+{
+	struct chwait *w;
+
+	for (w = ch->waits; w; w = w->next)
+		if (w->g == g)
+			return w;
+	w = fanq_calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	group_get(g);
+	w->g = g;
+	__cds_wfcq_init(&w->head, &w->tail);
+	w->next = ch->waits;
+	ch->waits = w;
+	return w;
+}
+
+/* Consumer or fan-out: queue s (its node free, ready 1, a reference given) on w. */
+static void chwait_add(struct chwait *w, struct fanq_sub *s)
+{
+	cds_wfcq_node_init(&s->ready_node);
+	FANQ_TSAN_RELEASE(s); /* liburcu's asm atomics are invisible to TSan */
+	cds_wfcq_enqueue(&w->head, &w->tail, &s->ready_node);
+	atomic_fetch_add(&w->nw, 1); /* seq_cst: see above */
+}
+
+/*
+ * Group owner, in fanq_group_next_ready(), for s just dequeued (ready 1,
+ * holding the list's reference): when s reads a log, queue it for the
+ * next append with that reference and return true.
+ */
+bool cursor_enroll(struct fanq_sub *s)
+{
+	struct link *lk = atomic_load_explicit(&s->cursor_link, memory_order_acquire);
+	struct chwait *w = lk ? atomic_load_explicit(&lk->wq, memory_order_acquire) : NULL;
+
+	if (!w)
+		return false;
+	chwait_add(w, s);
+	if (!atomic_load(&s->cursor_link)) /* demoted meanwhile: see above */
+		atomic_store_explicit(&lk->ch->rescan, true, memory_order_relaxed);
+	return true;
+}
+
+/* Bus close: release the waiters, the groups and the queues. */
+void cursor_waits_free(struct fanq_channel *ch)
+{
+	struct cds_wfcq_node *n;
+	struct chwait *w;
+
+	while ((w = ch->waits)) {
+		ch->waits = w->next;
+		while ((n = __cds_wfcq_dequeue_blocking(&w->head, &w->tail)))
+			sub_put(caa_container_of(n, struct fanq_sub, ready_node));
+		group_put(w->g);
+		free(w);
+	}
+}
+
 /* Fan-out: whether s may not (or may no longer) read ch's log. */
 static bool cursor_barred(const struct fanq_sub *s)
 {
@@ -205,12 +306,17 @@ void cursor_demote(struct fanq_channel *ch, struct member *mb)
 		if (!sub_offer_moved(s, lk, m))
 			fanq_msg_release(m);
 	}
-	/* the moves did not notify, as pushes do */
-	if (c < end && atomic_load(&s->group))
-		sub_notify_group(s);
+	if (lk->wq) {
+		/* its lane pushes notify only with the ready flag clear: the
+		 * waiters go to their groups now, and it with them (if it
+		 * waits); the moves did not notify, as pushes do */
+		cursor_wake(ch, true);
+		if (c < end)
+			sub_notify_group(s);
+		ch->nwaitable--;
+	}
 	cds_list_del(&mb->node);
 	cds_list_add_tail(&mb->node, &ch->members);
-	ch->nwaitable -= atomic_load(&s->group) != NULL;
 	if (--ch->ncursors == 0)
 		ch->check_msgs = ch->check_bytes = UINT64_MAX;
 }
@@ -253,80 +359,13 @@ static void cursor_scan(struct fanq_channel *ch, const fanq_msg *m)
 	ch->check_bytes = check_b;
 	if (grow)
 		chlog_grow(ch);
+	if (ch->waits) /* a member may have queued itself after its demotion */
+		cursor_wake(ch, true);
 }
 
 /*
- * Grouped cursor members.  A lane push notifies the subscriber's group
- * when its ready flag is clear; a log append cannot look at every member.
- * So a member asks for the next append's notification instead, from
- * fanq_group_next_ready() right after it clears ready (and at its
- * promotion): it queues itself on its channel's waiter queue, which
- * holds a reference, and counts itself in ch->nwait.  After each append
- * the fan-out thread notifies and releases every waiter.  No lost wakeup:
- * the waiter's seq_cst increment of nwait before its drain's seq_cst load
- * of log_last, against the append's seq_cst store of log_last before its
- * seq_cst load of nwait, are a store-buffering pair: either the fan-out
- * thread sees the waiter, or the host's drain that follows sees the
- * message.  (A waiter queued but not yet counted is found by a later
- * append: one spurious notification.)
- */
-
-/* Consumer (or fan-out at promotion): notify s at its channel's next append. */
-void cursor_wait(struct fanq_sub *s)
-{
-	struct link *lk = atomic_load_explicit(&s->cursor_link, memory_order_acquire);
-
-	if (!lk || atomic_exchange(&s->waiting, 1))
-		return;
-	sub_get(s);
-	cds_wfcq_node_init(&s->wait_node);
-	FANQ_TSAN_RELEASE(s); /* liburcu's asm atomics are invisible to TSan */
-	cds_wfcq_enqueue(&lk->ch->w_head, &lk->ch->w_tail, &s->wait_node);
-	atomic_fetch_add(&lk->ch->nwait, 1);
-}
-
-/* Fan-out (or bus close): take the next waiter, or NULL. */
-static struct fanq_sub *cursor_next_waiter(struct fanq_channel *ch)
-{
-	struct cds_wfcq_node *n = __cds_wfcq_dequeue_blocking(&ch->w_head, &ch->w_tail);
-	struct fanq_sub *s;
-
-	if (!n)
-		return NULL;
-	s = caa_container_of(n, struct fanq_sub, wait_node);
-	FANQ_TSAN_ACQUIRE(s);
-	/* cleared before the notification: a next_ready() after that
-	 * notification queues s again */
-	atomic_exchange(&s->waiting, 0);
-	atomic_fetch_sub(&ch->nwait, 1); /* may wrap until its add: see above */
-	return s;
-}
-
-/* Fan-out, inside rcu_read_lock, after an append: notify the waiters. */
-static void cursor_wake(struct fanq_channel *ch)
-{
-	struct fanq_sub *s;
-
-	if (!atomic_load(&ch->nwait)) /* seq_cst: see above */
-		return;
-	while ((s = cursor_next_waiter(ch))) {
-		if (!atomic_load(&s->closed))
-			sub_notify_group(s);
-		sub_put(s);
-	}
-}
-
-/* Bus close: release the waiters' references (no append will come). */
-void cursor_waiters_release(struct fanq_channel *ch)
-{
-	struct fanq_sub *s;
-
-	while ((s = cursor_next_waiter(ch)))
-		sub_put(s);
-}
-
-/*
- * Fan-out, inside rcu_read_lock, for a channel with cursor members: m has
+ * Fan-out, inside rcu_read_lock, for a channel with cursor members or
+ * waiter queues: m has
  * its seq; scan if due, then append m for the members still in cursor mode
  * (apply_publish() counts them as accepted).
  */
@@ -346,7 +385,7 @@ void cursor_append(struct fanq_channel *ch, fanq_msg *m)
 	 * (seq_cst with group members: see the waiters above) */
 	if (ch->nwaitable) {
 		atomic_store(&ch->log_last, m->seq);
-		cursor_wake(ch);
+		cursor_wake(ch, false);
 	} else {
 		atomic_store_explicit(&ch->log_last, m->seq, memory_order_release);
 	}
@@ -379,6 +418,13 @@ void cursor_apply_promote(struct fanq_channel *ch, struct link *lk)
 	}
 	if (cursor_window(s, lg) < CURSOR_MIN_WINDOW)
 		goto out;
+	if (atomic_load(&s->group) && !lk->wq) {
+		struct chwait *w = chwait_of(ch, atomic_load(&s->group));
+
+		if (!w)
+			goto out;
+		atomic_store_explicit(&lk->wq, w, memory_order_release);
+	}
 	atomic_store_explicit(&lk->cur_from, next, memory_order_relaxed);
 	atomic_store_explicit(&lk->cur, next, memory_order_release);
 	/* seq_cst store, then load: pairs with cursor_member_added() */
@@ -392,9 +438,13 @@ void cursor_apply_promote(struct fanq_channel *ch, struct link *lk)
 	cds_list_del(&lk->fan_member->node);
 	cds_list_add_tail(&lk->fan_member->node, &ch->cursors);
 	ch->ncursors++;
-	if (atomic_load(&s->group)) {
+	if (lk->wq) {
 		ch->nwaitable++;
-		cursor_wait(s); /* notified at the first append */
+		/* its ready flag clear: nothing would notify it */
+		if (atomic_exchange(&s->ready, 1) == 0) {
+			sub_get(s);
+			chwait_add(lk->wq, s);
+		}
 	}
 	/* limits read after cursor_link is set: see cursor_rescan() */
 	ch->check_msgs = min64(ch->check_msgs, next + cursor_window(s, lg));

@@ -38,6 +38,12 @@ struct fanq_group {
 	atomic_uint attached;
 	bool has_rules;                /* owner thread only */
 	fanq_health_rules rules;
+	/* the owner's reference and one per channel waiter queue of its
+	 * members (cursor.c): the memory outlives fanq_group_close() while
+	 * such a queue may still be spliced into it; closed (set before the
+	 * eventfd is closed, a grace period later) makes splices drop */
+	atomic_uint refs;
+	atomic_bool closed;
 	struct rcu_head rcu;
 };
 
@@ -57,6 +63,7 @@ int fanq_group_new(fanq_bus *bus, fanq_group **out)
 		return FANQ_ESYS;
 	}
 	g->bus = bus;
+	atomic_init(&g->refs, 1);
 	__cds_wfcq_init(&g->q_head, &g->q_tail);
 	atomic_fetch_add(&bus->live_groups, 1);
 	*out = g;
@@ -150,13 +157,16 @@ int fanq_group_next_ready(fanq_group *g, fanq_sub **out)
 		}
 		if (!s)
 			return FANQ_EAGAIN;
-		atomic_exchange(&s->ready, 0); /* step 2: RMW, see above */
-		if (!s->closed) {
-			/* reading a shared log: ask for the next append's
-			 * notification as a lane push would send it */
-			cursor_wait(s);
-			break;
+		if (!s->closed && cursor_enroll(s)) {
+			/* reading a shared log: queued (with the list's
+			 * reference, ready still 1) for the next append's
+			 * notification, the way a lane push would send it */
+			*out = s;
+			return 0;
 		}
+		atomic_exchange(&s->ready, 0); /* step 2: RMW, see above */
+		if (!s->closed)
+			break;
 		sub_put(s); /* closed by the owner while queued */
 	}
 	sub_put(s); /* the host holds its own reference until close */
@@ -172,16 +182,54 @@ static void group_empty(struct fanq_group *g)
 		sub_put(s);
 }
 
-/* A grace period after close: no notifier can reach g any more. */
+void group_get(struct fanq_group *g)
+{
+	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+}
+
+void group_put(struct fanq_group *g)
+{
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	group_empty(g);
+	free(g);
+}
+
+/*
+ * Fan-out thread inside rcu_read_lock: move every subscriber queued on
+ * head/tail (each with a reference, ready 1) to g's ready list, as many
+ * group_enqueue() would, signalling once.  A closed group gets nothing:
+ * its eventfd may be closed a grace period after `closed` was set, and a
+ * thread that saw it clear is inside a read-side section that began
+ * before that grace period ended.
+ */
+void group_splice(struct fanq_group *g, struct __cds_wfcq_head *head,
+		  struct cds_wfcq_tail *tail)
+{
+	static const uint64_t one = 1;
+	struct cds_wfcq_node *n;
+
+	if (atomic_load(&g->closed)) {
+		while ((n = __cds_wfcq_dequeue_blocking(head, tail)))
+			sub_put(caa_container_of(n, struct fanq_sub, ready_node));
+		return;
+	}
+	if (__cds_wfcq_splice_blocking(&g->q_head, &g->q_tail, head, tail) !=
+	    CDS_WFCQ_RET_DEST_EMPTY)
+		return; /* nothing moved, or the owner will get to it */
+	while (write(g->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+/* A grace period after close: no notifier can reach g's eventfd any more. */
 static void group_free_rcu(struct rcu_head *head)
 {
 	struct fanq_group *g = caa_container_of(head, struct fanq_group, rcu);
 
 	FANQ_TSAN_GRACE_OVER();
 	FANQ_TSAN_ACQUIRE(g);
-	group_empty(g);
 	close(g->efd);
-	free(g);
+	group_put(g);
 }
 
 /* Owner thread.  Fails with FANQ_EBUSY while subscribers are attached. */
@@ -192,6 +240,7 @@ int fanq_group_close(fanq_group *g)
 	if (atomic_load(&g->attached))
 		return FANQ_EBUSY;
 	group_empty(g);
+	atomic_store(&g->closed, true); /* before the grace period: see group_splice() */
 	atomic_fetch_sub(&g->bus->live_groups, 1);
 	FANQ_TSAN_RELEASE(g);
 	urcu_bp_call_rcu(&g->rcu, group_free_rcu);

@@ -273,11 +273,9 @@ struct fanq_channel {
 	uint64_t check_msgs, check_bytes; /* fan-out only: next scan */
 	atomic_bool rescan;           /* any thread: scan at next publish */
 	unsigned nwaitable;           /* fan-out only: cursor members in a group */
-	/* grouped cursor members to notify at the next append: enqueued
-	 * by their consumers (or fan-out), dequeued by fan-out */
-	struct __cds_wfcq_head w_head;
-	struct cds_wfcq_tail w_tail;
-	atomic_uint nwait;            /* waiters queued (cursor.c) */
+	/* one per group with cursor members here, each the members waiting
+	 * for the next append (cursor.c); fan-out adds, freed at bus close */
+	struct chwait *waits;
 	/* NULL until the first cursor member; written by fan-out (release),
 	 * freed with the channel */
 	_Atomic(struct chlog *) log;
@@ -325,6 +323,8 @@ struct link {
 	struct member *fan_member;  /* fan-out only: current membership */
 	uint64_t prod_ord[FANQ_PRIO_LEVELS] FANQ_ALIGNED;
 	/* in prod_ord's line, which it would pad: touched once a switch */
+	_Atomic(struct chwait *) wq; /* its group's waiters here (cursor.c);
+					set once, by fan-out (release) */
 	struct op promote;          /* OP_PROMOTE, one at a time: */
 	atomic_bool promote_queued; /* set by the consumer, cleared by fan-out */
 	uint64_t promote_ord;       /* c_ord[0] when the consumer asked */
@@ -415,8 +415,6 @@ struct fanq_sub {
 	 * memberships applied, over all channels (fan-out threads) */
 	_Atomic(struct link *) cursor_link;
 	atomic_uint memberships;
-	atomic_int waiting;     /* 1 while on a channel's w_ queue (cursor.c) */
-	struct cds_wfcq_node wait_node;
 	atomic_uint refs;
 	atomic_int evicted;     /* enum fanq_evict_reason; set once, by CAS */
 	struct cds_lfht_node reg_node;  /* bus->subs, keyed by id */
@@ -514,6 +512,10 @@ void history_free(struct history *h);
 /* -------------------------------------------------------------- groups */
 
 void group_enqueue(struct fanq_group *g, struct fanq_sub *s);
+void group_get(struct fanq_group *g);
+void group_put(struct fanq_group *g);
+void group_splice(struct fanq_group *g, struct __cds_wfcq_head *head,
+		  struct cds_wfcq_tail *tail);
 void group_detach(struct fanq_group *g);
 
 /* ----------------------------------------------------------------- bus */
@@ -639,8 +641,8 @@ size_t cursor_take(struct fanq_sub *s, struct link *lk, fanq_entry *out,
 		   size_t room, unsigned max_msgs, bool deliver);
 bool cursor_ready(const struct link *lk);
 void cursor_maybe_promote(struct fanq_sub *s, struct link *lk);
-void cursor_wait(struct fanq_sub *s);
-void cursor_waiters_release(struct fanq_channel *ch);
+bool cursor_enroll(struct fanq_sub *s);
+void cursor_waits_free(struct fanq_channel *ch);
 uint64_t cursor_release(struct fanq_sub *s);
 uint64_t cursor_backlog(const struct fanq_sub *s, uint64_t *bytes);
 uint64_t cursor_enqueued(const struct fanq_sub *s);

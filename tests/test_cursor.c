@@ -319,6 +319,48 @@ START_TEST(test_group_member_is_woken_from_the_log)
 }
 END_TEST
 
+/* A group member that falls behind is woken by its lane again, and back. */
+START_TEST(test_group_member_falls_behind_and_back)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *ch = tu_channel_open(bus, "ch");
+	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 16, TU_BIG_BYTES), *got;
+	struct pollfd pfd;
+	fanq_group *g;
+
+	ck_assert_int_eq(fanq_group_new(bus, &g), 0);
+	ck_assert_int_eq(fanq_group_attach(g, sub), 0);
+	ck_assert_int_eq(fanq_subscribe(sub, ch), 0);
+	pfd = (struct pollfd){ .fd = fanq_group_fd(g), .events = POLLIN };
+	tu_publish(ch, "m", 0); /* seq 1: lane, then the switch */
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
+	tu_expect_seq(sub, ch, 1);
+	ck_assert_int_eq(shared(sub), 1);
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), FANQ_EAGAIN);
+	for (unsigned i = 0; i < 30; i++) /* seqs 2..31: 16 kept */
+		tu_publish(ch, "m", 0);
+	ck_assert_int_eq(shared(sub), 0);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
+	ck_assert_ptr_eq(got, sub);
+	for (uint64_t seq = 2; seq <= 17; seq++)
+		tu_expect_seq(sub, ch, seq);
+	tu_expect_no_msg(sub); /* back on the log from here */
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), FANQ_EAGAIN);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	tu_publish(ch, "m", 0); /* seq 32 */
+	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
+	tu_expect_gap(sub, ch, 18, 31, 14);
+	tu_expect_seq(sub, ch, 32);
+	ck_assert_int_eq(shared(sub), 1);
+	tu_sub_close(sub);
+	ck_assert_int_eq(fanq_group_close(g), 0);
+	fanq_channel_release(ch);
+	tu_bus_close(bus);
+}
+END_TEST
+
 Suite *fanq_test_suite(void)
 {
 	Suite *s = suite_create("cursor");
@@ -336,5 +378,6 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_peek_and_pop_read_the_log);
 	tc = tu_tcase(s, "group");
 	tcase_add_test(tc, test_group_member_is_woken_from_the_log);
+	tcase_add_test(tc, test_group_member_falls_behind_and_back);
 	return s;
 }
