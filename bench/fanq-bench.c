@@ -1198,7 +1198,7 @@ static void target_flat(const struct options *o, const struct scenario *sc, unsi
 	else
 		printf(" max %.2fx, last %.2fx of first  %s%s\n", hi / first, last / first,
 		       hi <= 2 * first ? "met" : "MISSED",
-		       seen < 3 ? " (10000 not run)" : "");
+		       seen < 3 ? " (not every size run)" : "");
 }
 
 static void target_sse(const struct sse_row *rows, unsigned n)
