@@ -1341,6 +1341,7 @@ static int write_plot_data(const struct options *o, struct scenario *sc, unsigne
  * give instructions per delivery: a figure a loaded machine cannot skew.
  */
 #define COST_DELIVERIES 1000000u
+#define COST_WARMUP_ROUNDS 4u
 
 __attribute__((noinline)) static void cost_publish(const struct bench_sys *sys,
 						   void *ctx, const unsigned char *buf,
@@ -1383,10 +1384,14 @@ static void cost_one(const struct bench_sys *sys, const struct bench_params *p)
 		printf("%-10s %6u %5zu  (setup failed)\n", sys->name, p->subs, p->msg_bytes);
 		return;
 	}
-	/* warm-up: every queue reaches its steady size once */
-	for (r = 0; r < batch; r++)
-		sys->publish(ctx, 0, buf, p->msg_bytes);
-	sys->consume(ctx, &c);
+	/* warm-up: every queue reaches its steady size, and fanq's
+	 * subscribers their steady mode (a channel's log grows to fit a
+	 * batch in a few rounds, see README "How it works") */
+	for (unsigned w = 0; w < COST_WARMUP_ROUNDS; w++) {
+		for (r = 0; r < batch; r++)
+			sys->publish(ctx, 0, buf, p->msg_bytes);
+		sys->consume(ctx, &c);
+	}
 	for (r = 0; r < rounds; r++) {
 		t0 = bench_now_ns();
 		cost_publish(sys, ctx, buf, p->msg_bytes, batch);

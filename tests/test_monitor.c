@@ -638,6 +638,7 @@ START_TEST(test_prometheus_text_parses)
 	expect_sample(t.buf, "fanq_evictions_total{rule=\"full\"} 0");
 	expect_sample(t.buf, "fanq_queued_messages 152");
 	expect_sample(t.buf, "fanq_queued_messages_max 150");
+	expect_sample(t.buf, "fanq_subscribers_shared_log 0"); /* none drained */
 	expect_sample(t.buf, "fanq_queue_depth_messages_bucket{le=\"1\"} 0");
 	expect_sample(t.buf, "fanq_queue_depth_messages_bucket{le=\"10\"} 1");
 	expect_sample(t.buf, "fanq_queue_depth_messages_bucket{le=\"1000\"} 2");
