@@ -6,7 +6,12 @@
  * their reasons, the limits, and every counter.
  */
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
 
+#include "invariant.h"
 #include "test_util.h"
 
 static int shared(const fanq_sub *sub)
@@ -361,6 +366,217 @@ START_TEST(test_group_member_falls_behind_and_back)
 }
 END_TEST
 
+/*
+ * Under load: two publishers, subscribers that keep up, stall, catch up
+ * and have their limits lowered and raised, alone and in a group, so
+ * that they switch between the log and their lanes while messages flow.
+ * Every entry goes through the invariant checker; the run must see
+ * subscribers on the log and subscribers leaving it.
+ */
+#define LOAD_SECONDS 1
+#define LOAD_SUBS 6       /* 0-3 swept by two threads, 4-5 in a group */
+
+static atomic_int load_stop;
+static struct tu_failure load_fail = {.stop = &load_stop};
+
+struct load_sub {
+	fanq_sub *sub;
+	struct inv_sub *inv;
+};
+
+struct load {
+	fanq_channel *ch;
+	fanq_group *g;
+	struct load_sub s[LOAD_SUBS];
+	atomic_uint published;
+};
+
+static void load_nap(unsigned *seed, unsigned one_in)
+{
+	if (rand_r(seed) % one_in == 0) {
+		struct timespec t = {0, (long)(rand_r(seed) % 3 + 1) * 1000000L};
+
+		nanosleep(&t, NULL);
+	}
+}
+
+/* Pop everything ready through the checker; false after a failure. */
+static bool load_drain(struct load_sub *ls, const char *who)
+{
+	fanq_entry es[24];
+	int n;
+
+	while ((n = fanq_sub_pop_batch(ls->sub, es, 24)) > 0)
+		for (int i = 0; i < n; i++) {
+			bool ok = inv_sub_entry(ls->inv, &es[i], 0);
+
+			if (es[i].kind == FANQ_ENTRY_MSG)
+				fanq_msg_release(es[i].msg);
+			if (!ok) {
+				tu_thread_fail(&load_fail, "%s: %s", who,
+					       inv_sub_error(ls->inv));
+				return false;
+			}
+		}
+	if (n < 0)
+		tu_thread_fail(&load_fail, "%s: pop_batch: %s", who, fanq_strerror(n));
+	return n == 0;
+}
+
+/* Bursts of 1 to 64 messages, a pause after each: consumers catch up. */
+static void *load_publisher(void *arg)
+{
+	struct load *l = arg;
+	unsigned seed = (unsigned)atomic_fetch_add(&l->published, 0) + 11;
+	struct timespec pause = {0, 200 * 1000L};
+	uint64_t x = 0;
+
+	while (!atomic_load(&load_stop)) {
+		for (unsigned n = rand_r(&seed) % 64 + 1; n; n--, x++) {
+			if (tu_publish_retry(l->ch, &x, sizeof(x), 0)) {
+				tu_thread_fail(&load_fail, "publish failed");
+				return NULL;
+			}
+			atomic_fetch_add(&l->published, 1);
+		}
+		nanosleep(&pause, NULL);
+	}
+	return NULL;
+}
+
+struct load_sweeper {
+	struct load *l;
+	unsigned first, seed;
+};
+
+/* Sweeps subscribers first and first + 1, stalling now and then. */
+static void *load_sweeper_main(void *arg)
+{
+	struct load_sweeper *w = arg;
+
+	while (!atomic_load(&load_stop)) {
+		for (unsigned i = w->first; i < w->first + 2; i++)
+			if (!load_drain(&w->l->s[i], "sweeper"))
+				return NULL;
+		load_nap(&w->seed, 16);
+	}
+	return NULL;
+}
+
+/* The group's owner: sleeps in poll, drains what next_ready hands it. */
+static void *load_group_main(void *arg)
+{
+	struct load *l = arg;
+	struct pollfd pfd = { .fd = fanq_group_fd(l->g), .events = POLLIN };
+	unsigned seed = 7;
+	fanq_sub *sub;
+
+	while (!atomic_load(&load_stop)) {
+		poll(&pfd, 1, 1);
+		while (fanq_group_next_ready(l->g, &sub) == 0) {
+			unsigned i = sub == l->s[4].sub ? 4 : 5;
+
+			if (!load_drain(&l->s[i], "group"))
+				return NULL;
+		}
+		load_nap(&seed, 32);
+	}
+	return NULL;
+}
+
+/* Lowers and raises subscriber 3's message limit, forcing rescans. */
+static void *load_tweaker(void *arg)
+{
+	struct load *l = arg;
+	struct timespec t = {0, 3 * 1000000L};
+
+	for (unsigned k = 0; !atomic_load(&load_stop); k++) {
+		if (fanq_sub_set_limits(l->s[3].sub, k % 2 ? 12 : 256, TU_BIG_BYTES))
+			tu_thread_fail(&load_fail, "set_limits failed");
+		nanosleep(&t, NULL);
+	}
+	return NULL;
+}
+
+START_TEST(test_switches_under_load)
+{
+	static const struct { enum fanq_policy_kind kind; uint64_t msgs, bytes; } cfg[] = {
+		{ FANQ_DROP_NEW, 16, TU_BIG_BYTES }, { FANQ_DROP_OLDEST, 16, TU_BIG_BYTES },
+		{ FANQ_DROP_NEW, 1024, 200 * 8 }, { FANQ_DROP_OLDEST, 256, TU_BIG_BYTES },
+		{ FANQ_DROP_NEW, 64, TU_BIG_BYTES }, { FANQ_DROP_OLDEST, 32, TU_BIG_BYTES },
+	};
+	fanq_bus *bus = tu_bus_new();
+	struct inv_world *world = inv_world_new();
+	struct load l = { .ch = tu_channel_open(bus, "hot") };
+	struct load_sweeper sw[2] = { { &l, 0, 1 }, { &l, 2, 2 } };
+	pthread_t pub[2], swt[2], grp, twk;
+	unsigned on_log = 0, left_log = 0, was[LOAD_SUBS] = {0};
+	struct timespec end, now, tick = {0, 2 * 1000000L};
+
+	ck_assert_ptr_nonnull(world);
+	ck_assert(inv_world_channel(world, l.ch, false));
+	ck_assert_int_eq(fanq_group_new(bus, &l.g), 0);
+	for (unsigned i = 0; i < LOAD_SUBS; i++) {
+		l.s[i].sub = tu_sub_new(bus, cfg[i].kind, cfg[i].msgs, cfg[i].bytes);
+		l.s[i].inv = inv_sub_new(world, "load", 1);
+		ck_assert_ptr_nonnull(l.s[i].inv);
+		if (i >= 4)
+			ck_assert_int_eq(fanq_group_attach(l.g, l.s[i].sub), 0);
+		ck_assert_int_eq(fanq_subscribe(l.s[i].sub, l.ch), 0);
+		ck_assert(inv_sub_subscribed(l.s[i].inv, l.ch, 1));
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		ck_assert_int_eq(pthread_create(&pub[i], NULL, load_publisher, &l), 0);
+		ck_assert_int_eq(pthread_create(&swt[i], NULL, load_sweeper_main, &sw[i]), 0);
+	}
+	ck_assert_int_eq(pthread_create(&grp, NULL, load_group_main, &l), 0);
+	ck_assert_int_eq(pthread_create(&twk, NULL, load_tweaker, &l), 0);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += LOAD_SECONDS;
+	do { /* watch the switches as they happen */
+		for (unsigned i = 0; i < LOAD_SUBS; i++) {
+			unsigned now_on = (unsigned)tu_stats(l.s[i].sub).shared_log;
+
+			on_log += now_on;
+			left_log += was[i] && !now_on;
+			was[i] = now_on;
+		}
+		nanosleep(&tick, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (!atomic_load(&load_fail.failed) &&
+		 (now.tv_sec < end.tv_sec ||
+		  (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec)));
+	atomic_store(&load_stop, 1);
+	for (unsigned i = 0; i < 2; i++) {
+		pthread_join(pub[i], NULL);
+		pthread_join(swt[i], NULL);
+	}
+	pthread_join(grp, NULL);
+	pthread_join(twk, NULL);
+	ck_assert_msg(!atomic_load(&load_fail.failed), "%s", load_fail.msg);
+	ck_assert_uint_gt(atomic_load(&l.published), 0);
+	ck_assert_uint_gt(on_log, 0);
+	ck_assert_uint_gt(left_log, 0);
+	/* quiescent: one more message so trailing drops show as GAPs */
+	for (unsigned i = 0; i < LOAD_SUBS; i++)
+		ck_assert(load_drain(&l.s[i], "final"));
+	tu_publish(l.ch, "last", 0);
+	for (unsigned i = 0; i < LOAD_SUBS; i++) {
+		ck_assert_msg(load_drain(&l.s[i], "final"), "%s", load_fail.msg);
+		ck_assert_msg(inv_sub_check(l.s[i].inv, l.s[i].sub), "sub %u: %s", i,
+			      inv_sub_error(l.s[i].inv));
+		ck_assert_uint_eq(tu_stats(l.s[i].sub).enqueued,
+				  atomic_load(&l.published) + 1);
+		tu_sub_close(l.s[i].sub);
+		inv_sub_free(l.s[i].inv);
+	}
+	ck_assert_int_eq(fanq_group_close(l.g), 0);
+	fanq_channel_release(l.ch);
+	tu_bus_close(bus);
+	inv_world_free(world);
+}
+END_TEST
+
 Suite *fanq_test_suite(void)
 {
 	Suite *s = suite_create("cursor");
@@ -379,5 +595,7 @@ Suite *fanq_test_suite(void)
 	tc = tu_tcase(s, "group");
 	tcase_add_test(tc, test_group_member_is_woken_from_the_log);
 	tcase_add_test(tc, test_group_member_falls_behind_and_back);
+	tc = tu_tcase(s, "load");
+	tcase_add_test(tc, test_switches_under_load);
 	return s;
 }
