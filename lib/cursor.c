@@ -61,7 +61,7 @@
 #define CHLOG_MIN 256u          /* slots of a new log */
 #define CHLOG_MAX 4096u         /* slots the log may grow to */
 #define CURSOR_MIN_WINDOW 8u    /* smaller limits stay in lane mode */
-#define CURSOR_BATCH 64u        /* slots a consumer claims at once */
+#define CURSOR_BATCH 64u        /* slots a release claims at once */
 
 struct chlog_slot {
 	_Atomic uint64_t seq;   /* CURSOR_OFF while being written */
@@ -506,17 +506,20 @@ bool cursor_ready(const struct link *lk)
 
 /*
  * Any taker, inside rcu_read_lock: claim up to max messages from lk's
- * cursor, their pointers in got.  Returns how many (0: none, or the
- * cursor was switched off), *first their first seq.
+ * cursor as entries in e.  Returns how many (0: none, or the cursor was
+ * switched off); *depth: the cursor's backlog before the claim.  The
+ * slots are read before the CAS and nothing is read through their
+ * pointers: a slot is rewritten only after its member's demotion (a
+ * window is at most half the log), which makes the CAS fail, and then
+ * what was written to e is not the caller's.
  */
-static unsigned cursor_claim(struct link *lk, fanq_msg **got, unsigned max,
-			     uint64_t *first, uint64_t *depth)
+static unsigned cursor_claim(struct link *lk, fanq_entry *e, size_t max,
+			     uint64_t *depth)
 {
 	uint64_t c = atomic_load_explicit(&lk->cur, memory_order_acquire);
 	struct fanq_channel *ch = lk->ch;
-	struct chlog *lg;
-	uint64_t last;
-	unsigned k, j;
+	const struct chlog *lg;
+	uint64_t last, k;
 
 	if (c == CURSOR_OFF)
 		return 0;
@@ -524,22 +527,18 @@ static unsigned cursor_claim(struct link *lk, fanq_msg **got, unsigned max,
 	if (last < c)
 		return 0;
 	lg = atomic_load_explicit(&ch->log, memory_order_acquire);
-	k = (unsigned)min64(last - c + 1, max);
-	/* pointers only: until the CAS below a demotion may move them on */
-	for (j = 0; j < k; j++) {
-		const struct chlog_slot *sl = &lg->slot[(c + j) & lg->mask];
-
-		if (atomic_load_explicit(&sl->seq, memory_order_acquire) != c + j)
-			break; /* rewritten: only after a demotion (CAS fails) */
-		got[j] = atomic_load_explicit(&sl->msg, memory_order_relaxed);
-	}
-	if (!j || !atomic_compare_exchange_strong_explicit(&lk->cur, &c, c + j,
+	k = min64(last - c + 1, max);
+	for (uint64_t j = 0; j < k; j++)
+		e[j] = (fanq_entry){
+			.kind = FANQ_ENTRY_MSG, .ch = ch, .seq = c + j,
+			.msg = atomic_load_explicit(&lg->slot[(c + j) & lg->mask].msg,
+						    memory_order_relaxed) };
+	if (!k || !atomic_compare_exchange_strong_explicit(&lk->cur, &c, c + k,
 							   memory_order_acq_rel,
 							   memory_order_relaxed))
 		return 0;
-	*first = c;
 	*depth = last - c + 1;
-	return j;
+	return (unsigned)k;
 }
 
 /* Consumer: raise s's high-water mark to depth. */
@@ -561,29 +560,16 @@ static void high_water_raise(struct fanq_sub *s, uint64_t depth)
 size_t cursor_take(struct fanq_sub *s, struct link *lk, fanq_entry *out,
 		   size_t room, unsigned max_msgs, bool deliver)
 {
-	fanq_msg *got[CURSOR_BATCH];
-	uint64_t first, depth;
-	size_t used = 0;
-	unsigned k, j;
+	uint64_t depth;
+	unsigned k = cursor_claim(lk, out, min64(room, max_msgs), &depth);
 
-	while (used < room && used < max_msgs) {
-		k = cursor_claim(lk, got, (unsigned)min64(min64(room - used,
-								max_msgs - used),
-							  CURSOR_BATCH),
-				 &first, &depth);
-		if (!k)
-			break;
-		for (j = 0; j < k; j++)
-			out[used + j] = (fanq_entry){ .kind = FANQ_ENTRY_MSG,
-						      .msg = got[j], .ch = lk->ch,
-						      .seq = first + j };
-		used += k;
-		lk->c_seq[0] = first + k - 1;
-		atomic_fetch_add_explicit(deliver ? &s->delivered : &s->held, k,
-					  memory_order_relaxed);
-		high_water_raise(s, depth);
-	}
-	return used;
+	if (!k)
+		return 0;
+	lk->c_seq[0] = out[k - 1].seq;
+	atomic_fetch_add_explicit(deliver ? &s->delivered : &s->held, k,
+				  memory_order_relaxed);
+	high_water_raise(s, depth);
+	return k;
 }
 
 /*
@@ -594,16 +580,16 @@ size_t cursor_take(struct fanq_sub *s, struct link *lk, fanq_entry *out,
 uint64_t cursor_release(struct fanq_sub *s)
 {
 	struct link *lk = atomic_load_explicit(&s->cursor_link, memory_order_acquire);
-	fanq_msg *got[CURSOR_BATCH];
-	uint64_t first, depth, n = 0;
+	fanq_entry got[CURSOR_BATCH];
+	uint64_t depth, n = 0;
 	unsigned k;
 
 	if (!lk)
 		return 0;
-	while ((k = cursor_claim(lk, got, CURSOR_BATCH, &first, &depth))) {
+	while ((k = cursor_claim(lk, got, CURSOR_BATCH, &depth))) {
 		for (unsigned j = 0; j < k; j++) {
-			sub_count_drop(s, got[j], FANQ_DROP_UNSUBSCRIBED);
-			fanq_msg_release(got[j]);
+			sub_count_drop(s, got[j].msg, FANQ_DROP_UNSUBSCRIBED);
+			fanq_msg_release(got[j].msg);
 		}
 		n += k;
 	}
