@@ -56,6 +56,7 @@ static struct fanq_channel *channel_alloc(fanq_bus *bus, const char *name,
 	CDS_INIT_LIST_HEAD(&ch->members);
 	CDS_INIT_LIST_HEAD(&ch->cursors);
 	ch->check_msgs = ch->check_bytes = UINT64_MAX;
+	ch->kick.kind = OP_KICK;
 	cds_lfht_node_init(&ch->hnode);
 	return ch;
 }
@@ -264,6 +265,9 @@ static void apply_op(struct fanq_channel *ch, struct op *op, struct op *own,
 		break;
 	case OP_PROMOTE:
 		cursor_apply_promote(ch, caa_container_of(op, struct link, promote));
+		break;
+	case OP_KICK:
+		cursor_apply_kick(ch);
 		break;
 	}
 }

@@ -190,7 +190,13 @@ static void chlog_grow(struct fanq_channel *ch)
  * drain sees the message.  A member queued after its demotion cleared
  * cursor_link (it read the link before) is handled the same way by the
  * demotion's seq_cst store of cursor_link and the member's load of it:
- * it then asks for the splice at the next publish (ch->rescan).
+ * it then kicks the channel (cursor_kick()).
+ *
+ * A waiting member's ready flag is 1, so any other notification (a push
+ * from a second channel, an eviction, a resume's gap marker) finds it set
+ * and would be lost: sub_notify_group() then kicks the member's cursor
+ * channel, whose fan-out thread demotes the member if it must leave and
+ * hands every waiter to its group at once, without waiting for an append.
  */
 struct chwait {
 	struct chwait *next;          /* ch->waits; fan-out writes */
@@ -199,6 +205,17 @@ struct chwait {
 	struct cds_wfcq_tail tail;
 	atomic_uint nw;               /* queued since the last splice, about */
 };
+
+/*
+ * Any thread: have ch's fan-out thread (at once, or after the operations
+ * ahead) apply OP_KICK: demote the cursor members that must leave and
+ * hand every waiter to its group.  One kick queued at a time.
+ */
+static void cursor_kick(struct fanq_channel *ch)
+{
+	if (!atomic_exchange(&ch->kick_queued, true))
+		channel_queue_op(ch, &ch->kick, NULL);
+}
 
 /*
  * Fan-out, inside rcu_read_lock: splice the waiters into their groups;
@@ -251,10 +268,33 @@ bool cursor_enroll(struct fanq_sub *s)
 
 	if (!w)
 		return false;
+	/* an RMW that keeps 1: it reads the last notifier's exchange, so the
+	 * push before that is visible to the drain that follows (group.c) */
+	atomic_exchange(&s->ready, 1);
 	chwait_add(w, s);
 	if (!atomic_load(&s->cursor_link)) /* demoted meanwhile: see above */
-		atomic_store_explicit(&lk->ch->rescan, true, memory_order_relaxed);
+		cursor_kick(lk->ch);
 	return true;
+}
+
+/*
+ * Group owner, in fanq_group_next_ready(), right after clearing s's ready
+ * flag because s read no log: if a promotion switched s in between, it
+ * saw the flag still set and left s to this thread.  Both exchange the
+ * flag (the promotion after its seq_cst store of cursor_link, this
+ * thread before its seq_cst load of it), so exactly one of them queues s.
+ */
+void cursor_enroll_cleared(struct fanq_sub *s)
+{
+	struct link *lk = atomic_load(&s->cursor_link);
+	struct chwait *w = lk ? atomic_load_explicit(&lk->wq, memory_order_acquire) : NULL;
+
+	if (!w || atomic_exchange(&s->ready, 1))
+		return;
+	sub_get(s);
+	chwait_add(w, s);
+	if (!atomic_load(&s->cursor_link))
+		cursor_kick(lk->ch);
 }
 
 /* Bus close: release the waiters, the groups and the queues. */
@@ -296,9 +336,12 @@ void cursor_demote(struct fanq_channel *ch, struct member *mb)
 	/* the consumer's claims fail from here on: c.. are this thread's */
 	uint64_t c = atomic_exchange(&lk->cur, CURSOR_OFF);
 
+	/* odd while the run moves into enqueued: see cursor_sub_enqueued() */
+	atomic_fetch_add(&s->fold_seq, 1);
 	atomic_store(&s->cursor_link, NULL);
 	atomic_fetch_add_explicit(&s->enqueued, end - from, memory_order_relaxed);
 	atomic_store_explicit(&lk->cur_from, CURSOR_OFF, memory_order_relaxed);
+	atomic_fetch_add(&s->fold_seq, 1);
 	for (uint64_t q = c; q < end; q++) {
 		fanq_msg *m = atomic_load_explicit(&lg->slot[q & lg->mask].msg,
 						   memory_order_relaxed);
@@ -396,7 +439,7 @@ static bool cursor_may_promote(const struct link *lk)
 {
 	const struct fanq_sub *s = lk->sub_owner;
 
-	return lk->fan_member && !cursor_barred(s) &&
+	return lk->fan_member && !cursor_barred(s) && !atomic_load(&s->closed) &&
 	       atomic_load(&lk->cur) == CURSOR_OFF &&
 	       /* nothing offered since the consumer found its lanes empty */
 	       lk->prod_ord[0] == lk->promote_ord && atomic_load(&s->msgs) == 0;
@@ -429,7 +472,8 @@ void cursor_apply_promote(struct fanq_channel *ch, struct link *lk)
 	atomic_store_explicit(&lk->cur, next, memory_order_release);
 	/* seq_cst store, then load: pairs with cursor_member_added() */
 	atomic_store(&s->cursor_link, lk);
-	if (atomic_load(&s->memberships) != 1) {
+	/* and evicted: sub_evict_claim() kicks only after it sees the link */
+	if (cursor_barred(s)) {
 		atomic_store(&s->cursor_link, NULL);
 		atomic_store(&lk->cur, CURSOR_OFF);
 		atomic_store(&lk->cur_from, CURSOR_OFF);
@@ -462,7 +506,7 @@ void cursor_member_added(struct fanq_sub *s)
 {
 	/* seq_cst RMW, then load: pairs with cursor_apply_promote() */
 	atomic_fetch_add(&s->memberships, 1);
-	cursor_rescan(s);
+	cursor_kick_sub(s);
 }
 
 /*
@@ -475,6 +519,33 @@ void cursor_rescan(struct fanq_sub *s)
 
 	if (lk)
 		atomic_store_explicit(&lk->ch->rescan, true, memory_order_relaxed);
+}
+
+/*
+ * Any thread, after s was evicted, joined a second channel or got a
+ * notification its ready flag swallowed: kick s's cursor channel.
+ */
+void cursor_kick_sub(struct fanq_sub *s)
+{
+	struct link *lk = atomic_load(&s->cursor_link);
+
+	if (lk && atomic_load_explicit(&lk->wq, memory_order_acquire))
+		cursor_kick(lk->ch);
+	else if (lk)
+		cursor_rescan(s);
+}
+
+/* Fan-out, inside rcu_read_lock: apply OP_KICK (see cursor_kick()). */
+void cursor_apply_kick(struct fanq_channel *ch)
+{
+	struct member *mb, *tmp;
+
+	/* first: a kick from now on queues the op again */
+	atomic_store(&ch->kick_queued, false);
+	cds_list_for_each_entry_safe(mb, tmp, &ch->cursors, node)
+		if (cursor_barred(mb->link->sub_owner))
+			cursor_demote(ch, mb);
+	cursor_wake(ch, true);
 }
 
 /*
@@ -635,8 +706,8 @@ out:
 	return msgs;
 }
 
-/* Any thread: s's enqueued count of its current cursor run. */
-uint64_t cursor_enqueued(const struct fanq_sub *s)
+/* Any thread: the enqueued count of s's current cursor run. */
+static uint64_t cursor_run_enqueued(const struct fanq_sub *s)
 {
 	struct link *lk = atomic_load_explicit(&s->cursor_link, memory_order_acquire);
 	uint64_t from, last;
@@ -646,4 +717,25 @@ uint64_t cursor_enqueued(const struct fanq_sub *s)
 	from = atomic_load_explicit(&lk->cur_from, memory_order_relaxed);
 	last = atomic_load_explicit(&lk->ch->log_last, memory_order_acquire);
 	return from != CURSOR_OFF && last + 1 > from ? last + 1 - from : 0;
+}
+
+/*
+ * Any thread: s's enqueued count, its cursor run included.  A demotion
+ * moves the run into s->enqueued between two increments of fold_seq; a
+ * reader that saw one retries (a few times: a demoting thread preempted
+ * there costs a stale snapshot, never a wait), so totals do not step
+ * back by a run.
+ */
+uint64_t cursor_sub_enqueued(const struct fanq_sub *s)
+{
+	uint64_t e = 0;
+
+	for (int tries = 0; tries < 64; tries++) {
+		unsigned q = atomic_load(&s->fold_seq);
+
+		e = atomic_load(&s->enqueued) + cursor_run_enqueued(s);
+		if (!(q & 1) && q == atomic_load(&s->fold_seq))
+			break;
+	}
+	return e;
 }

@@ -165,8 +165,10 @@ int fanq_group_next_ready(fanq_group *g, fanq_sub **out)
 			return 0;
 		}
 		atomic_exchange(&s->ready, 0); /* step 2: RMW, see above */
-		if (!s->closed)
+		if (!s->closed) {
+			cursor_enroll_cleared(s); /* switched meanwhile? */
 			break;
+		}
 		sub_put(s); /* closed by the owner while queued */
 	}
 	sub_put(s); /* the host holds its own reference until close */

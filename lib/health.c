@@ -105,7 +105,7 @@ bool sub_evict_claim(struct fanq_sub *s, enum fanq_evict_reason why)
 	if (!atomic_compare_exchange_strong(&s->evicted, &none, (int)why))
 		return false;
 	atomic_fetch_add_explicit(&s->bus->evicted[why], 1, memory_order_relaxed);
-	cursor_rescan(s); /* its cursor channel demotes it at its next publish */
+	cursor_kick_sub(s); /* its cursor channel demotes it now */
 	return true;
 }
 

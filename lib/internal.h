@@ -132,7 +132,7 @@ static inline void fanq_read_unlock(void)
 /* Operations queued on a channel, applied by its fan-out thread. */
 enum op_kind {
 	OP_PUBLISH, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_RESUME, OP_HISTORY,
-	OP_PROMOTE,
+	OP_PROMOTE, OP_KICK,
 };
 
 struct op {
@@ -272,6 +272,8 @@ struct fanq_channel {
 	uint64_t log_cum;             /* fan-out only: bytes appended */
 	uint64_t check_msgs, check_bytes; /* fan-out only: next scan */
 	atomic_bool rescan;           /* any thread: scan at next publish */
+	struct op kick;               /* OP_KICK, one at a time (cursor_kick()) */
+	atomic_bool kick_queued;
 	unsigned nwaitable;           /* fan-out only: cursor members in a group */
 	/* one per group with cursor members here, each the members waiting
 	 * for the next append (cursor.c); fan-out adds, freed at bus close */
@@ -415,6 +417,7 @@ struct fanq_sub {
 	 * memberships applied, over all channels (fan-out threads) */
 	_Atomic(struct link *) cursor_link;
 	atomic_uint memberships;
+	atomic_uint fold_seq;   /* odd while a demotion folds enqueued */
 	atomic_uint refs;
 	atomic_int evicted;     /* enum fanq_evict_reason; set once, by CAS */
 	struct cds_lfht_node reg_node;  /* bus->subs, keyed by id */
@@ -637,15 +640,18 @@ void cursor_demote(struct fanq_channel *ch, struct member *mb);
 void cursor_apply_promote(struct fanq_channel *ch, struct link *lk);
 void cursor_member_added(struct fanq_sub *s);
 void cursor_rescan(struct fanq_sub *s);
+void cursor_kick_sub(struct fanq_sub *s);
+void cursor_apply_kick(struct fanq_channel *ch);
 size_t cursor_take(struct fanq_sub *s, struct link *lk, fanq_entry *out,
 		   size_t room, unsigned max_msgs, bool deliver);
 bool cursor_ready(const struct link *lk);
 void cursor_maybe_promote(struct fanq_sub *s, struct link *lk);
 bool cursor_enroll(struct fanq_sub *s);
+void cursor_enroll_cleared(struct fanq_sub *s);
 void cursor_waits_free(struct fanq_channel *ch);
 uint64_t cursor_release(struct fanq_sub *s);
 uint64_t cursor_backlog(const struct fanq_sub *s, uint64_t *bytes);
-uint64_t cursor_enqueued(const struct fanq_sub *s);
+uint64_t cursor_sub_enqueued(const struct fanq_sub *s);
 void chlog_free(struct fanq_channel *ch);
 int sub_offer_moved(struct fanq_sub *s, struct link *lk, fanq_msg *m);
 

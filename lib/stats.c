@@ -53,7 +53,7 @@ void stats_sub_snapshot(const struct fanq_sub *s, fanq_sub_stats *out)
 	out->queued_msgs = atomic_load(&s->msgs) + atomic_load(&s->held) + cursor_msgs;
 	out->queued_bytes = atomic_load(&s->bytes) + cursor_bytes;
 	out->high_water_msgs = atomic_load(&s->high_water);
-	out->enqueued = atomic_load(&s->enqueued) + cursor_enqueued(s);
+	out->enqueued = cursor_sub_enqueued(s);
 	out->delivered = atomic_load(&s->delivered);
 	for (int i = 0; i < FANQ_DROP_REASONS; i++)
 		out->dropped[i] = atomic_load(&s->dropped[i]);
@@ -133,7 +133,7 @@ static void walk_sub(struct stats_walk *w, const struct fanq_sub *s)
 	uint64_t cursor_bytes, cursor_msgs = cursor_backlog(s, &cursor_bytes);
 	uint64_t depth = atomic_load(&s->msgs) + atomic_load(&s->held) + cursor_msgs;
 
-	t->enqueued += atomic_load(&s->enqueued) + cursor_enqueued(s);
+	t->enqueued += cursor_sub_enqueued(s);
 	t->delivered += atomic_load(&s->delivered);
 	for (int r = 0; r < FANQ_DROP_REASONS; r++)
 		t->dropped[r] += atomic_load(&s->dropped[r]);

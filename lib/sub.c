@@ -175,8 +175,9 @@ uint64_t sub_release_backlog(struct fanq_sub *s)
 			fanq_msg_release(m);
 		}
 	}
+	n += cursor_release(s); /* inside the section: the log may be replaced */
 	fanq_read_unlock();
-	return n + cursor_release(s);
+	return n;
 }
 
 /*
@@ -521,6 +522,8 @@ void sub_notify_group(struct fanq_sub *s)
 	 * clears ready in fanq_group_next_ready() (lib/group.c, step 2) */
 	if (atomic_exchange(&s->ready, 1) == 0)
 		group_enqueue(atomic_load(&s->group), s);
+	else
+		cursor_kick_sub(s); /* it may be waiting on a log: see cursor.c */
 }
 
 /* Fan-out thread: the incoming message is dropped for why. */

@@ -366,6 +366,83 @@ START_TEST(test_group_member_falls_behind_and_back)
 }
 END_TEST
 
+/* A waiting group member (ready flag set, parked on its log) is woken by
+ * a push from a second channel: nothing else would ever move it. */
+START_TEST(test_waiting_member_hears_a_second_channel)
+{
+	fanq_bus *bus = tu_bus_new();
+	fanq_channel *c1 = tu_channel_open(bus, "c1"), *c2 = tu_channel_open(bus, "c2");
+	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 64, TU_BIG_BYTES), *got;
+	struct pollfd pfd;
+	fanq_group *g;
+
+	ck_assert_int_eq(fanq_group_new(bus, &g), 0);
+	ck_assert_int_eq(fanq_group_attach(g, sub), 0);
+	ck_assert_int_eq(fanq_subscribe(sub, c1), 0);
+	pfd = (struct pollfd){ .fd = fanq_group_fd(g), .events = POLLIN };
+	tu_publish(c1, "a", 0);
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
+	tu_expect_seq(sub, c1, 1); /* on the log from here */
+	tu_publish(c1, "b", 0);
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0); /* waits on c1 */
+	tu_expect_seq(sub, c1, 2);
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), FANQ_EAGAIN);
+	ck_assert_int_eq(fanq_subscribe(sub, c2), 0); /* c1 goes quiet */
+	tu_publish(c2, "x", 0);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
+	tu_expect_seq(sub, c2, 1);
+	ck_assert_int_eq(shared(sub), 0);
+	tu_sub_close(sub);
+	ck_assert_int_eq(fanq_group_close(g), 0);
+	fanq_channel_release(c1);
+	fanq_channel_release(c2);
+	tu_bus_close(bus);
+}
+END_TEST
+
+/* ...and by its eviction, on a channel that goes quiet. */
+START_TEST(test_waiting_member_hears_its_eviction)
+{
+	struct tu_clock clock = { .ns = 1000 };
+	fanq_bus *bus = tu_bus_new();
+	fanq_health_rules rules = { .idle_ns = 1000000 };
+	fanq_channel *ch;
+	fanq_sub *sub, *got;
+	enum fanq_evict_reason why;
+	struct pollfd pfd;
+	fanq_group *g;
+
+	ck_assert_int_eq(fanq_bus_set_clock(bus, tu_clock_read, &clock), 0);
+	ch = tu_channel_open(bus, "ch");
+	sub = tu_sub_new(bus, FANQ_DROP_NEW, 64, TU_BIG_BYTES);
+	ck_assert_int_eq(fanq_group_new(bus, &g), 0);
+	ck_assert_int_eq(fanq_group_set_health(g, &rules), 0);
+	ck_assert_int_eq(fanq_group_attach(g, sub), 0);
+	ck_assert_int_eq(fanq_subscribe(sub, ch), 0);
+	pfd = (struct pollfd){ .fd = fanq_group_fd(g), .events = POLLIN };
+	tu_publish(ch, "a", 0);
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
+	tu_expect_seq(sub, ch, 1);
+	tu_publish(ch, "b", 0); /* on the log; the host never drains it */
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), FANQ_EAGAIN);
+	for (int i = 0; i < 5; i++) {
+		clock.ns += 10 * TU_MS;
+		fanq_bus_tick(bus);
+	}
+	ck_assert_int_eq(fanq_sub_evicted(sub, &why), 1);
+	ck_assert_int_eq(why, FANQ_EVICT_IDLE);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
+	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
+	ck_assert_ptr_eq(got, sub);
+	tu_sub_close(sub);
+	ck_assert_int_eq(fanq_group_close(g), 0);
+	fanq_channel_release(ch);
+	tu_bus_close(bus);
+}
+END_TEST
+
 /*
  * Under load: two publishers, subscribers that keep up, stall, catch up
  * and have their limits lowered and raised, alone and in a group, so
@@ -595,6 +672,8 @@ Suite *fanq_test_suite(void)
 	tc = tu_tcase(s, "group");
 	tcase_add_test(tc, test_group_member_is_woken_from_the_log);
 	tcase_add_test(tc, test_group_member_falls_behind_and_back);
+	tcase_add_test(tc, test_waiting_member_hears_a_second_channel);
+	tcase_add_test(tc, test_waiting_member_hears_its_eviction);
 	tc = tu_tcase(s, "load");
 	tcase_add_test(tc, test_switches_under_load);
 	return s;
