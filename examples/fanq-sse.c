@@ -234,9 +234,10 @@ static void _subscriber_json(FILE *f, struct server *srv, const fanq_sub_stats *
 		fprintf(f, "%s\"%s\":%llu", r ? "," : "", fanq_drop_reason_name(r),
 			(unsigned long long)st->dropped[r]);
 	fprintf(f, "},\"since_drain_ms\":%llu,\"full_ms\":%llu,\"over_high\":%s,"
-		"\"evicted\":", (unsigned long long)(st->since_drain_ns / 1000000u),
+		"\"shared_log\":%s,\"evicted\":",
+		(unsigned long long)(st->since_drain_ns / 1000000u),
 		(unsigned long long)(st->full_for_ns / 1000000u),
-		st->over_high ? "true" : "false");
+		st->over_high ? "true" : "false", st->shared_log ? "true" : "false");
 	if (st->evicted == FANQ_EVICT_NONE)
 		fprintf(f, "null}");
 	else
