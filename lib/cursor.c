@@ -612,17 +612,6 @@ static unsigned cursor_claim(struct link *lk, fanq_entry *e, size_t max,
 	return (unsigned)k;
 }
 
-/* Consumer: raise s's high-water mark to depth. */
-static void high_water_raise(struct fanq_sub *s, uint64_t depth)
-{
-	uint64_t hw = atomic_load_explicit(&s->high_water, memory_order_relaxed);
-
-	while (depth > hw && !atomic_compare_exchange_weak_explicit(
-				     &s->high_water, &hw, depth,
-				     memory_order_relaxed, memory_order_relaxed))
-		;
-}
-
 /*
  * Consumer, inside rcu_read_lock: take up to max_msgs messages (at most
  * room entries) from lk's cursor into out, counted delivered (deliver)
@@ -639,7 +628,7 @@ size_t cursor_take(struct fanq_sub *s, struct link *lk, fanq_entry *out,
 	lk->c_seq[0] = out[k - 1].seq;
 	atomic_fetch_add_explicit(deliver ? &s->delivered : &s->held, k,
 				  memory_order_relaxed);
-	high_water_raise(s, depth);
+	sub_high_water(s, depth);
 	return k;
 }
 

@@ -468,6 +468,7 @@ bool sub_tryget(struct fanq_sub *s);
 void sub_put(struct fanq_sub *s);
 int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m);
 void sub_unreserve(struct fanq_sub *s, uint64_t msgs, uint64_t bytes);
+void sub_high_water(struct fanq_sub *s, uint64_t depth);
 void sub_count_drop(struct fanq_sub *s, const fanq_msg *m,
 		    enum fanq_drop_reason why);
 void sub_notify_group(struct fanq_sub *s);

@@ -433,7 +433,7 @@ static bool sub_reserve(struct fanq_sub *s, uint64_t len)
 	uint64_t max_m = atomic_load_explicit(&s->max_msgs, memory_order_relaxed);
 	uint64_t max_b = atomic_load_explicit(&s->max_bytes, memory_order_relaxed);
 	uint64_t c = atomic_load_explicit(&s->msgs, memory_order_relaxed);
-	uint64_t b, hw;
+	uint64_t b;
 
 	/* on a second channel while still in cursor mode on another (until
 	 * that channel's next publish demotes it): its backlog counts too */
@@ -453,10 +453,17 @@ static bool sub_reserve(struct fanq_sub *s, uint64_t len)
 			return false;
 		}
 	} while (!atomic_compare_exchange_weak(&s->bytes, &b, b + len));
-	hw = atomic_load_explicit(&s->high_water, memory_order_relaxed);
-	while (c + 1 > hw && !atomic_compare_exchange_weak(&s->high_water, &hw, c + 1))
-		;
+	sub_high_water(s, c + 1);
 	return true;
+}
+
+/* Any thread that saw s hold depth messages: raise its high-water mark. */
+void sub_high_water(struct fanq_sub *s, uint64_t depth)
+{
+	uint64_t hw = atomic_load_explicit(&s->high_water, memory_order_relaxed);
+
+	while (depth > hw && !atomic_compare_exchange_weak(&s->high_water, &hw, depth))
+		;
 }
 
 /* Any taker: msgs entries of bytes bytes in all left the lanes. */
@@ -618,8 +625,7 @@ int sub_offer(struct fanq_sub *s, struct link *lk, fanq_msg *m)
  */
 int sub_offer_moved(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 {
-	uint64_t ord = ++lk->prod_ord[0];
-	uint64_t hw, c;
+	uint64_t ord = ++lk->prod_ord[0], c;
 	int rc;
 
 	if (atomic_load_explicit(&s->evicted, memory_order_relaxed)) {
@@ -628,9 +634,7 @@ int sub_offer_moved(struct fanq_sub *s, struct link *lk, fanq_msg *m)
 	}
 	c = atomic_fetch_add(&s->msgs, 1) + 1;
 	atomic_fetch_add(&s->bytes, m->len);
-	hw = atomic_load_explicit(&s->high_water, memory_order_relaxed);
-	while (c > hw && !atomic_compare_exchange_weak(&s->high_water, &hw, c))
-		;
+	sub_high_water(s, c);
 	rc = lane_push(&s->lanes[0], m, ord);
 	if (rc) {
 		sub_unreserve(s, 1, m->len);
