@@ -300,13 +300,11 @@ void cursor_enroll_cleared(struct fanq_sub *s)
 /* Bus close: release the waiters, the groups and the queues. */
 void cursor_waits_free(struct fanq_channel *ch)
 {
-	struct cds_wfcq_node *n;
 	struct chwait *w;
 
 	while ((w = ch->waits)) {
 		ch->waits = w->next;
-		while ((n = __cds_wfcq_dequeue_blocking(&w->head, &w->tail)))
-			sub_put(caa_container_of(n, struct fanq_sub, ready_node));
+		group_queue_release(&w->head, &w->tail);
 		group_put(w->g);
 		free(w);
 	}

@@ -176,12 +176,22 @@ int fanq_group_next_ready(fanq_group *g, fanq_sub **out)
 	return 0;
 }
 
+/*
+ * The only dequeuer of head/tail: release every subscriber queued there
+ * by its ready_node (a ready list or a channel's waiter queue, each entry
+ * holding a reference).
+ */
+void group_queue_release(struct __cds_wfcq_head *head, struct cds_wfcq_tail *tail)
+{
+	struct cds_wfcq_node *n;
+
+	while ((n = __cds_wfcq_dequeue_blocking(head, tail)))
+		sub_put(caa_container_of(n, struct fanq_sub, ready_node));
+}
+
 static void group_empty(struct fanq_group *g)
 {
-	struct fanq_sub *s;
-
-	while ((s = group_dequeue(g)))
-		sub_put(s);
+	group_queue_release(&g->q_head, &g->q_tail);
 }
 
 void group_get(struct fanq_group *g)
@@ -209,11 +219,9 @@ void group_splice(struct fanq_group *g, struct __cds_wfcq_head *head,
 		  struct cds_wfcq_tail *tail)
 {
 	static const uint64_t one = 1;
-	struct cds_wfcq_node *n;
 
 	if (atomic_load(&g->closed)) {
-		while ((n = __cds_wfcq_dequeue_blocking(head, tail)))
-			sub_put(caa_container_of(n, struct fanq_sub, ready_node));
+		group_queue_release(head, tail);
 		return;
 	}
 	if (__cds_wfcq_splice_blocking(&g->q_head, &g->q_tail, head, tail) !=

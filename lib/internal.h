@@ -520,6 +520,7 @@ void group_get(struct fanq_group *g);
 void group_put(struct fanq_group *g);
 void group_splice(struct fanq_group *g, struct __cds_wfcq_head *head,
 		  struct cds_wfcq_tail *tail);
+void group_queue_release(struct __cds_wfcq_head *head, struct cds_wfcq_tail *tail);
 void group_detach(struct fanq_group *g);
 
 /* ----------------------------------------------------------------- bus */
