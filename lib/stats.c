@@ -41,6 +41,19 @@ static uint64_t since_tick(const struct fanq_bus *bus, uint64_t then)
 	return tick > then ? tick - then : 0;
 }
 
+/*
+ * Any thread: the messages s holds (lanes, taken and not yet delivered,
+ * its cursor's backlog) and, unless bytes is NULL, their bytes.
+ */
+static uint64_t sub_queued(const struct fanq_sub *s, uint64_t *bytes)
+{
+	uint64_t cursor_bytes, cursor_msgs = cursor_backlog(s, bytes ? &cursor_bytes : NULL);
+
+	if (bytes)
+		*bytes = atomic_load(&s->bytes) + cursor_bytes;
+	return atomic_load(&s->msgs) + atomic_load(&s->held) + cursor_msgs;
+}
+
 /* Any thread that can see s (a handle, or inside rcu_read_lock). */
 void stats_sub_snapshot(const struct fanq_sub *s, fanq_sub_stats *out)
 {
@@ -48,10 +61,7 @@ void stats_sub_snapshot(const struct fanq_sub *s, fanq_sub_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->id = s->id;
-	uint64_t cursor_bytes, cursor_msgs = cursor_backlog(s, &cursor_bytes);
-
-	out->queued_msgs = atomic_load(&s->msgs) + atomic_load(&s->held) + cursor_msgs;
-	out->queued_bytes = atomic_load(&s->bytes) + cursor_bytes;
+	out->queued_msgs = sub_queued(s, &out->queued_bytes);
 	out->high_water_msgs = atomic_load(&s->high_water);
 	out->enqueued = cursor_sub_enqueued(s);
 	out->delivered = atomic_load(&s->delivered);
@@ -130,15 +140,14 @@ const uint64_t *stats_depth_bounds(void)
 static void walk_sub(struct stats_walk *w, const struct fanq_sub *s)
 {
 	fanq_bus_stats *t = &w->t;
-	uint64_t cursor_bytes, cursor_msgs = cursor_backlog(s, &cursor_bytes);
-	uint64_t depth = atomic_load(&s->msgs) + atomic_load(&s->held) + cursor_msgs;
+	uint64_t bytes, depth = sub_queued(s, &bytes);
 
 	t->enqueued += cursor_sub_enqueued(s);
 	t->delivered += atomic_load(&s->delivered);
 	for (int r = 0; r < FANQ_DROP_REASONS; r++)
 		t->dropped[r] += atomic_load(&s->dropped[r]);
 	t->queued_msgs += depth;
-	t->queued_bytes += atomic_load(&s->bytes) + cursor_bytes;
+	t->queued_bytes += bytes;
 	if (s->closed)
 		return; /* counted until freed; not a subscriber any more */
 	if (depth > t->queued_msgs_max)
@@ -234,11 +243,10 @@ static uint64_t top_key_of(const struct fanq_sub *s, enum fanq_top_by by)
 
 	switch (by) {
 	case FANQ_TOP_DEPTH:
-		return atomic_load(&s->msgs) + atomic_load(&s->held) +
-		       cursor_backlog(s, NULL);
+		return sub_queued(s, NULL);
 	case FANQ_TOP_BYTES:
-		cursor_backlog(s, &bytes);
-		return atomic_load(&s->bytes) + bytes;
+		sub_queued(s, &bytes);
+		return bytes;
 	case FANQ_TOP_DROPS:
 		break;
 	}
