@@ -291,113 +291,136 @@ START_TEST(test_peek_and_pop_read_the_log)
 }
 END_TEST
 
+/*
+ * The group tests' shape: one drop-new member of a group on channel "ch";
+ * clock and rules (either may be NULL) are set where they must be, before
+ * the channel is opened and before the member is attached.
+ */
+struct grouped {
+	fanq_bus *bus;
+	fanq_channel *ch;
+	fanq_sub *sub;
+	fanq_group *g;
+	struct pollfd pfd;
+};
+
+static void grouped_open(struct grouped *w, uint64_t max_msgs, struct tu_clock *clock,
+			 const fanq_health_rules *rules)
+{
+	w->bus = tu_bus_new();
+	if (clock)
+		ck_assert_int_eq(fanq_bus_set_clock(w->bus, tu_clock_read, clock), 0);
+	w->ch = tu_channel_open(w->bus, "ch");
+	w->sub = tu_sub_new(w->bus, FANQ_DROP_NEW, max_msgs, TU_BIG_BYTES);
+	ck_assert_int_eq(fanq_group_new(w->bus, &w->g), 0);
+	if (rules)
+		ck_assert_int_eq(fanq_group_set_health(w->g, rules), 0);
+	ck_assert_int_eq(fanq_group_attach(w->g, w->sub), 0);
+	ck_assert_int_eq(fanq_subscribe(w->sub, w->ch), 0);
+	w->pfd = (struct pollfd){ .fd = fanq_group_fd(w->g), .events = POLLIN };
+}
+
+static void grouped_close(struct grouped *w)
+{
+	tu_sub_close(w->sub);
+	ck_assert_int_eq(fanq_group_close(w->g), 0);
+	fanq_channel_release(w->ch);
+	tu_bus_close(w->bus);
+}
+
 /* A group member reading the log is woken by the append, once per drain. */
 START_TEST(test_group_member_is_woken_from_the_log)
 {
-	fanq_bus *bus = tu_bus_new();
-	fanq_channel *ch = tu_channel_open(bus, "ch");
-	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 64, TU_BIG_BYTES), *got;
-	struct pollfd pfd;
-	fanq_group *g;
+	struct grouped w;
+	fanq_sub *got;
 
-	ck_assert_int_eq(fanq_group_new(bus, &g), 0);
-	ck_assert_int_eq(fanq_group_attach(g, sub), 0);
-	ck_assert_int_eq(fanq_subscribe(sub, ch), 0);
-	pfd = (struct pollfd){ .fd = fanq_group_fd(g), .events = POLLIN };
+	grouped_open(&w, 64, NULL, NULL);
 	for (uint64_t seq = 1; seq <= 4; seq++) {
-		ck_assert_int_eq(poll(&pfd, 1, 0), 0);
-		tu_publish(ch, "m", 0);
-		tu_publish(ch, "m", 0); /* the second append finds no waiter */
-		ck_assert_int_eq(poll(&pfd, 1, 0), 1);
-		ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
-		ck_assert_ptr_eq(got, sub);
-		tu_expect_seq(sub, ch, 2 * seq - 1);
-		tu_expect_seq(sub, ch, 2 * seq);
-		tu_expect_no_msg(sub);
-		ck_assert_int_eq(fanq_group_next_ready(g, &got), FANQ_EAGAIN);
-		ck_assert_int_eq(shared(sub), 1); /* from the first drain on */
+		ck_assert_int_eq(poll(&w.pfd, 1, 0), 0);
+		tu_publish(w.ch, "m", 0);
+		tu_publish(w.ch, "m", 0); /* the second append finds no waiter */
+		ck_assert_int_eq(poll(&w.pfd, 1, 0), 1);
+		ck_assert_int_eq(fanq_group_next_ready(w.g, &got), 0);
+		ck_assert_ptr_eq(got, w.sub);
+		tu_expect_seq(w.sub, w.ch, 2 * seq - 1);
+		tu_expect_seq(w.sub, w.ch, 2 * seq);
+		tu_expect_no_msg(w.sub);
+		ck_assert_int_eq(fanq_group_next_ready(w.g, &got), FANQ_EAGAIN);
+		ck_assert_int_eq(shared(w.sub), 1); /* from the first drain on */
 	}
-	tu_sub_close(sub);
-	ck_assert_int_eq(fanq_group_close(g), 0);
-	fanq_channel_release(ch);
-	tu_bus_close(bus);
+	grouped_close(&w);
 }
 END_TEST
 
 /* A group member that falls behind is woken by its lane again, and back. */
 START_TEST(test_group_member_falls_behind_and_back)
 {
-	fanq_bus *bus = tu_bus_new();
-	fanq_channel *ch = tu_channel_open(bus, "ch");
-	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 16, TU_BIG_BYTES), *got;
-	struct pollfd pfd;
-	fanq_group *g;
+	struct grouped w;
+	fanq_sub *got;
 
-	ck_assert_int_eq(fanq_group_new(bus, &g), 0);
-	ck_assert_int_eq(fanq_group_attach(g, sub), 0);
-	ck_assert_int_eq(fanq_subscribe(sub, ch), 0);
-	pfd = (struct pollfd){ .fd = fanq_group_fd(g), .events = POLLIN };
-	tu_publish(ch, "m", 0); /* seq 1: lane, then the switch */
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
-	tu_expect_seq(sub, ch, 1);
-	ck_assert_int_eq(shared(sub), 1);
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), FANQ_EAGAIN);
+	grouped_open(&w, 16, NULL, NULL);
+	tu_publish(w.ch, "m", 0); /* seq 1: lane, then the switch */
+	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), 0);
+	tu_expect_seq(w.sub, w.ch, 1);
+	ck_assert_int_eq(shared(w.sub), 1);
+	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), FANQ_EAGAIN);
 	for (unsigned i = 0; i < 30; i++) /* seqs 2..31: 16 kept */
-		tu_publish(ch, "m", 0);
-	ck_assert_int_eq(shared(sub), 0);
-	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
-	ck_assert_ptr_eq(got, sub);
+		tu_publish(w.ch, "m", 0);
+	ck_assert_int_eq(shared(w.sub), 0);
+	ck_assert_int_eq(poll(&w.pfd, 1, 0), 1);
+	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), 0);
+	ck_assert_ptr_eq(got, w.sub);
 	for (uint64_t seq = 2; seq <= 17; seq++)
-		tu_expect_seq(sub, ch, seq);
-	tu_expect_no_msg(sub); /* back on the log from here */
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), FANQ_EAGAIN);
-	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
-	tu_publish(ch, "m", 0); /* seq 32 */
-	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
-	tu_expect_gap(sub, ch, 18, 31, 14);
-	tu_expect_seq(sub, ch, 32);
-	ck_assert_int_eq(shared(sub), 1);
-	tu_sub_close(sub);
-	ck_assert_int_eq(fanq_group_close(g), 0);
-	fanq_channel_release(ch);
-	tu_bus_close(bus);
+		tu_expect_seq(w.sub, w.ch, seq);
+	tu_expect_no_msg(w.sub); /* back on the log from here */
+	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), FANQ_EAGAIN);
+	ck_assert_int_eq(poll(&w.pfd, 1, 0), 0);
+	tu_publish(w.ch, "m", 0); /* seq 32 */
+	ck_assert_int_eq(poll(&w.pfd, 1, 0), 1);
+	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), 0);
+	tu_expect_gap(w.sub, w.ch, 18, 31, 14);
+	tu_expect_seq(w.sub, w.ch, 32);
+	ck_assert_int_eq(shared(w.sub), 1);
+	grouped_close(&w);
 }
 END_TEST
+
+/*
+ * A member waiting on its log (ready flag set) and woken once by the
+ * append, then left there: the first two steps of the tests below.
+ */
+static void grouped_wait(struct grouped *w)
+{
+	fanq_sub *got;
+
+	tu_publish(w->ch, "a", 0);
+	ck_assert_int_eq(fanq_group_next_ready(w->g, &got), 0);
+	tu_expect_seq(w->sub, w->ch, 1); /* on the log from here */
+	tu_publish(w->ch, "b", 0);
+	ck_assert_int_eq(fanq_group_next_ready(w->g, &got), 0); /* waits on ch */
+}
 
 /* A waiting group member (ready flag set, parked on its log) is woken by
  * a push from a second channel: nothing else would ever move it. */
 START_TEST(test_waiting_member_hears_a_second_channel)
 {
-	fanq_bus *bus = tu_bus_new();
-	fanq_channel *c1 = tu_channel_open(bus, "c1"), *c2 = tu_channel_open(bus, "c2");
-	fanq_sub *sub = tu_sub_new(bus, FANQ_DROP_NEW, 64, TU_BIG_BYTES), *got;
-	struct pollfd pfd;
-	fanq_group *g;
+	struct grouped w;
+	fanq_channel *c2;
+	fanq_sub *got;
 
-	ck_assert_int_eq(fanq_group_new(bus, &g), 0);
-	ck_assert_int_eq(fanq_group_attach(g, sub), 0);
-	ck_assert_int_eq(fanq_subscribe(sub, c1), 0);
-	pfd = (struct pollfd){ .fd = fanq_group_fd(g), .events = POLLIN };
-	tu_publish(c1, "a", 0);
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
-	tu_expect_seq(sub, c1, 1); /* on the log from here */
-	tu_publish(c1, "b", 0);
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0); /* waits on c1 */
-	tu_expect_seq(sub, c1, 2);
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), FANQ_EAGAIN);
-	ck_assert_int_eq(fanq_subscribe(sub, c2), 0); /* c1 goes quiet */
+	grouped_open(&w, 64, NULL, NULL);
+	c2 = tu_channel_open(w.bus, "c2");
+	grouped_wait(&w);
+	tu_expect_seq(w.sub, w.ch, 2);
+	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), FANQ_EAGAIN);
+	ck_assert_int_eq(fanq_subscribe(w.sub, c2), 0); /* ch goes quiet */
 	tu_publish(c2, "x", 0);
-	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
-	tu_expect_seq(sub, c2, 1);
-	ck_assert_int_eq(shared(sub), 0);
-	tu_sub_close(sub);
-	ck_assert_int_eq(fanq_group_close(g), 0);
-	fanq_channel_release(c1);
+	ck_assert_int_eq(poll(&w.pfd, 1, 0), 1);
+	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), 0);
+	tu_expect_seq(w.sub, c2, 1);
+	ck_assert_int_eq(shared(w.sub), 0);
 	fanq_channel_release(c2);
-	tu_bus_close(bus);
+	grouped_close(&w);
 }
 END_TEST
 
@@ -405,41 +428,24 @@ END_TEST
 START_TEST(test_waiting_member_hears_its_eviction)
 {
 	struct tu_clock clock = { .ns = 1000 };
-	fanq_bus *bus = tu_bus_new();
 	fanq_health_rules rules = { .idle_ns = 1000000 };
-	fanq_channel *ch;
-	fanq_sub *sub, *got;
 	enum fanq_evict_reason why;
-	struct pollfd pfd;
-	fanq_group *g;
+	struct grouped w;
+	fanq_sub *got;
 
-	ck_assert_int_eq(fanq_bus_set_clock(bus, tu_clock_read, &clock), 0);
-	ch = tu_channel_open(bus, "ch");
-	sub = tu_sub_new(bus, FANQ_DROP_NEW, 64, TU_BIG_BYTES);
-	ck_assert_int_eq(fanq_group_new(bus, &g), 0);
-	ck_assert_int_eq(fanq_group_set_health(g, &rules), 0);
-	ck_assert_int_eq(fanq_group_attach(g, sub), 0);
-	ck_assert_int_eq(fanq_subscribe(sub, ch), 0);
-	pfd = (struct pollfd){ .fd = fanq_group_fd(g), .events = POLLIN };
-	tu_publish(ch, "a", 0);
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
-	tu_expect_seq(sub, ch, 1);
-	tu_publish(ch, "b", 0); /* on the log; the host never drains it */
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), FANQ_EAGAIN);
+	grouped_open(&w, 64, &clock, &rules);
+	grouped_wait(&w); /* "b" is on the log; the host never drains it */
+	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), FANQ_EAGAIN);
 	for (int i = 0; i < 5; i++) {
 		clock.ns += 10 * TU_MS;
-		fanq_bus_tick(bus);
+		fanq_bus_tick(w.bus);
 	}
-	ck_assert_int_eq(fanq_sub_evicted(sub, &why), 1);
+	ck_assert_int_eq(fanq_sub_evicted(w.sub, &why), 1);
 	ck_assert_int_eq(why, FANQ_EVICT_IDLE);
-	ck_assert_int_eq(poll(&pfd, 1, 0), 1);
-	ck_assert_int_eq(fanq_group_next_ready(g, &got), 0);
-	ck_assert_ptr_eq(got, sub);
-	tu_sub_close(sub);
-	ck_assert_int_eq(fanq_group_close(g), 0);
-	fanq_channel_release(ch);
-	tu_bus_close(bus);
+	ck_assert_int_eq(poll(&w.pfd, 1, 0), 1);
+	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), 0);
+	ck_assert_ptr_eq(got, w.sub);
+	grouped_close(&w);
 }
 END_TEST
 
