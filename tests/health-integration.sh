@@ -65,20 +65,12 @@ elif mode == "trickle":
     print(n, flush=True)
 PY
 
-start_server() { # start_server ARGS...: sets SERVER, PORT, URL
-	: > "$TMP/server.out"
-	: > "$TMP/server.err"
-	"$BIN" --port 0 --threads 2 --queue-max $QUEUE_MAX --policy drop-oldest \
-		--log-interval-ms 500 "$@" > "$TMP/server.out" 2> "$TMP/server.err" &
-	SERVER=$!
-	PORT=
-	for _ in $(seq 50); do
-		PORT=$(sed -n 's/.*listening on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$TMP/server.out")
-		[ -n "$PORT" ] && break
-		sleep 0.1
-	done
-	URL=http://127.0.0.1:$PORT
-	[ -n "$PORT" ]
+# start_server ARGS...: the server of these tests (sse_start); its stderr
+# is $ERR
+ERR=$TMP/server.out.err
+start_server() {
+	sse_start "$TMP/server.out" --threads 2 --queue-max $QUEUE_MAX --policy drop-oldest \
+		--log-interval-ms 500 "$@"
 }
 
 stop_server() {
@@ -122,7 +114,7 @@ fast_got_all() { # [N]: N messages expected (default MESSAGES)
 # ---------------------------------------------------------------- part 1
 
 if ! start_server; then
-	bad "server starts"; cat "$TMP/server.err"; finish
+	bad "server starts"; cat "$ERR"; finish
 fi
 ok "server listens on $URL"
 curl -sN --max-time 40 -A fast-client "$URL/events?channel=t" > "$TMP/fast.out" & pids+=($!); disown $!
@@ -136,8 +128,8 @@ check "$MESSAGES publishes of $PAYLOAD bytes" \
 check "fast client got all $MESSAGES messages, no gap" fast_got_all
 
 # The library's lines name the slow connections.
-stuck_lines() { grep "^fanq: sub [0-9]* peer=127.0.0.1:$STUCK_PORT ua=never-reads " "$TMP/server.err"; }
-slow_lines() { grep "^fanq: sub [0-9]* peer=127.0.0.1:[0-9]* ua=slow-reader " "$TMP/server.err"; }
+stuck_lines() { grep "^fanq: sub [0-9]* peer=127.0.0.1:$STUCK_PORT ua=never-reads " "$ERR"; }
+slow_lines() { grep "^fanq: sub [0-9]* peer=127.0.0.1:[0-9]* ua=slow-reader " "$ERR"; }
 stuck_first_drop() { stuck_lines | grep -q 'channel=t policy=drop-oldest first drop (seq [0-9]*, evicted_oldest)'; }
 slow_first_drop() { slow_lines | grep -q 'first drop'; }
 stuck_summary() {
@@ -148,12 +140,12 @@ check "log names the stuck client (peer 127.0.0.1:$STUCK_PORT, ua never-reads) a
 	stuck_first_drop
 check "log names the --limit-rate client (ua slow-reader) at its first drop" slow_first_drop
 check "drop summaries give a count, seq range, time and queue" stuck_summary
-check "the fast client is never named" [ "$(grep -c 'ua=fast-client' "$TMP/server.err")" -eq 0 ]
+check "the fast client is never named" [ "$(grep -c 'ua=fast-client' "$ERR")" -eq 0 ]
 
 curl -s --max-time 5 "$URL/subscribers?top=3" > "$TMP/top.json"
 curl -s --max-time 5 "$URL/subscribers?top=3&by=drops" > "$TMP/top-drops.json"
 check "/subscribers ranks the slow clients first, by depth and by drops, and the burst stayed a few lines" \
-	python3 - "$TMP/top.json" "$TMP/top-drops.json" "$STUCK_PORT" "$TMP/server.err" <<'PY'
+	python3 - "$TMP/top.json" "$TMP/top-drops.json" "$STUCK_PORT" "$ERR" <<'PY'
 import json, sys
 by_depth, by_drops = (json.load(open(f)) for f in sys.argv[1:3])
 log = open(sys.argv[4]).read().splitlines()
@@ -205,12 +197,12 @@ check "stuck client disconnected ${ms} ms after the burst (rule: full for ${EVIC
 	[ "$(metric fanq_sse_connections)" = 1 ] && [ "$ms" -le $((EVICT_MS + 3000)) ]
 check "evictions_total{rule=full} is 1" [ "$(metric 'fanq_evictions_total{rule="full"}')" = 1 ]
 check "fanq logs the eviction with peer, UA and why" \
-	grep -Eq "^fanq: sub [0-9]+ peer=127.0.0.1:$STUCK_PORT ua=never-reads policy=drop-oldest evicted \(full\): queue full for [0-9.]+s" "$TMP/server.err"
+	grep -Eq "^fanq: sub [0-9]+ peer=127.0.0.1:$STUCK_PORT ua=never-reads policy=drop-oldest evicted \(full\): queue full for [0-9.]+s" "$ERR"
 check "fanq-sse logs whom it closed and why" \
-	grep -q "^fanq-sse: closing 127.0.0.1:$STUCK_PORT ua=\"never-reads\": evicted by rule full" "$TMP/server.err"
+	grep -q "^fanq-sse: closing 127.0.0.1:$STUCK_PORT ua=\"never-reads\": evicted by rule full" "$ERR"
 check "fast client got all $MESSAGES + $trickled messages and stays connected" \
 	fast_got_all $((MESSAGES + trickled))
-check "... and was not evicted" [ "$(grep -c 'ua=fast-client' "$TMP/server.err")" -eq 0 ]
+check "... and was not evicted" [ "$(grep -c 'ua=fast-client' "$ERR")" -eq 0 ]
 check "SIGTERM: clean exit" stop_server
-[ "$fail" -eq 0 ] || { echo "--- server stderr"; tail -30 "$TMP/server.err"; }
+[ "$fail" -eq 0 ] || { echo "--- server stderr"; tail -30 "$ERR"; }
 finish
