@@ -247,13 +247,19 @@ static struct chwait *chwait_of(struct fanq_channel *ch, struct fanq_group *g)
 	return w;
 }
 
-/* Consumer or fan-out: queue s (its node free, ready 1, a reference given) on w. */
-static void chwait_add(struct chwait *w, struct fanq_sub *s)
+/*
+ * Consumer or fan-out: queue s (its node free, ready 1, a reference
+ * given) on w, lk's group's waiter queue; if s left the log meanwhile,
+ * kick lk's channel (see above).
+ */
+static void chwait_add(struct link *lk, struct chwait *w, struct fanq_sub *s)
 {
 	cds_wfcq_node_init(&s->ready_node);
 	FANQ_TSAN_RELEASE(s); /* liburcu's asm atomics are invisible to TSan */
 	cds_wfcq_enqueue(&w->head, &w->tail, &s->ready_node);
 	atomic_fetch_add(&w->nw, 1); /* seq_cst: see above */
+	if (!atomic_load(&s->cursor_link))
+		cursor_kick(lk->ch);
 }
 
 /*
@@ -271,9 +277,7 @@ bool cursor_enroll(struct fanq_sub *s)
 	/* an RMW that keeps 1: it reads the last notifier's exchange, so the
 	 * push before that is visible to the drain that follows (group.c) */
 	atomic_exchange(&s->ready, 1);
-	chwait_add(w, s);
-	if (!atomic_load(&s->cursor_link)) /* demoted meanwhile: see above */
-		cursor_kick(lk->ch);
+	chwait_add(lk, w, s);
 	return true;
 }
 
@@ -292,9 +296,7 @@ void cursor_enroll_cleared(struct fanq_sub *s)
 	if (!w || atomic_exchange(&s->ready, 1))
 		return;
 	sub_get(s);
-	chwait_add(w, s);
-	if (!atomic_load(&s->cursor_link))
-		cursor_kick(lk->ch);
+	chwait_add(lk, w, s);
 }
 
 /* Bus close: release the waiters, the groups and the queues. */
@@ -485,7 +487,7 @@ void cursor_apply_promote(struct fanq_channel *ch, struct link *lk)
 		/* its ready flag clear: nothing would notify it */
 		if (atomic_exchange(&s->ready, 1) == 0) {
 			sub_get(s);
-			chwait_add(lk->wq, s);
+			chwait_add(lk, lk->wq, s);
 		}
 	}
 	/* limits read after cursor_link is set: see cursor_rescan() */
@@ -529,8 +531,8 @@ void cursor_kick_sub(struct fanq_sub *s)
 
 	if (lk && atomic_load_explicit(&lk->wq, memory_order_acquire))
 		cursor_kick(lk->ch);
-	else if (lk)
-		cursor_rescan(s);
+	else if (lk) /* no group to notify: the next publish will do */
+		atomic_store_explicit(&lk->ch->rescan, true, memory_order_relaxed);
 }
 
 /* Fan-out, inside rcu_read_lock: apply OP_KICK (see cursor_kick()). */
