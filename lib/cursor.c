@@ -21,15 +21,17 @@
  *    empty): granted only if nothing was offered to the link since the
  *    consumer looked (prod_ord == the c_ord it sent), so the lanes hold
  *    nothing of this channel: the cursor starts at the next seq.
- *  - demote: before a message would take the backlog past half of the
- *    subscriber's window (its message limit, at most half the log) or
- *    half its byte limit; or when it must leave (evicted, on a second
- *    channel, limits lowered, unsubscribed).  The fan-out thread exchanges
+ *  - demote: at the latest before a message would take the backlog past
+ *    the subscriber's window (its message limit, at most half the log) or
+ *    its byte limit, and at any scan once past 7/8 of either; or when it
+ *    must leave (evicted, on a second channel, limits lowered,
+ *    unsubscribed).  The fan-out thread exchanges
  *    the cursor for CURSOR_OFF (the consumer's next CAS fails), moves
  *    the messages from the old cursor on into the lane, in order (without a
  *    limit check: they were accepted), and the message being published is
- *    then offered as to any member: the policy decides from there.  No message is ever dropped in cursor
- *    mode, so every drop decision stays in sub_offer().
+ *    then offered as to any member: the policy decides from there.  No
+ *    message is ever dropped in cursor mode, so every drop decision stays
+ *    in sub_offer().
  * The consumer takes from the cursor before the lanes: while the cursor
  * is on, the lanes hold nothing of its channel, older or newer.
  *
@@ -37,8 +39,8 @@
  * message.  Each scan (all cursor members) computes the first seq and
  * byte position at which one of them could pass its window; the next scan
  * runs there, or when an owner asks (ch->rescan).  A scan demotes every
- * member past half its window, so scans come at most every half window:
- * O(members / window) per message.
+ * member past 7/8 of its window, so the next scan is at least an eighth of
+ * a window away: O(members / window) per message.
  *
  * Memory and ordering:
  *  - the log holds no reference: the references the fan-out thread takes
