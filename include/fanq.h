@@ -124,7 +124,10 @@ typedef struct fanq_resume_result {
  *   reject the incoming message, or a lane index whose oldest message
  *   fanq evicts before trying again.  Returning an empty lane rejects.
  *
- * Both run in a publishing thread, may run concurrently with each other
+ * Both run in the thread fanning out the channel: a publisher's, or that
+ * of another call that found the role free (subscribe, unsubscribe,
+ * resume, an eviction, a group wake-up), never a pop's or a drain's.  They
+ * may run concurrently with each other
  * for the same subscriber and must not block.  They may call
  * fanq_publish() (on the channel being fanned out the message is handed
  * over, res->deferred set, and sequenced after the one being offered)

@@ -310,9 +310,7 @@ static void drain_ops(struct fanq_channel *ch, struct op *own, void *own_res)
  */
 void channel_queue_op(struct fanq_channel *ch, struct op *op, void *own_res)
 {
-	cds_wfcq_node_init(&op->node);
-	FANQ_TSAN_RELEASE(op); /* liburcu's asm atomics are invisible to TSan */
-	cds_wfcq_enqueue(&ch->q_head, &ch->q_tail, &op->node); /* full barrier */
+	channel_post_op(ch, op);
 	while (!cds_wfcq_empty(&ch->q_head, &ch->q_tail)) {
 		int idle = 0;
 
@@ -324,6 +322,25 @@ void channel_queue_op(struct fanq_channel *ch, struct op *op, void *own_res)
 		 * no barrier); pairs with the enqueuer's xchg + CAS */
 		atomic_thread_fence(memory_order_seq_cst);
 	}
+}
+
+/*
+ * Any thread.  A holder that is draining applies op; one that is clearing
+ * the flag sees it in its re-check; otherwise the next channel_queue_op()
+ * does.  So the caller never fans out: a consumer that asks to switch
+ * while publishes keep coming would otherwise apply them until they stop,
+ * and deliver nothing meanwhile.
+ */
+void channel_post_op(struct fanq_channel *ch, struct op *op)
+{
+	cds_wfcq_node_init(&op->node);
+	FANQ_TSAN_RELEASE(op); /* liburcu's asm atomics are invisible to TSan */
+	cds_wfcq_enqueue(&ch->q_head, &ch->q_tail, &op->node); /* full barrier */
+}
+
+void channel_flush(struct fanq_channel *ch)
+{
+	drain_ops(ch, NULL, NULL);
 }
 
 /* Any thread; see fanq.h. */

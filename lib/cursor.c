@@ -18,9 +18,11 @@
  * Switching, always by the channel's fan-out thread, at one point of the
  * channel's order:
  *  - promote (OP_PROMOTE, queued by the consumer when it found its lanes
- *    empty): granted only if nothing was offered to the link since the
- *    consumer looked (prod_ord == the c_ord it sent), so the lanes hold
- *    nothing of this channel: the cursor starts at the next seq.
+ *    empty, applied with the channel's next operation: the consumer
+ *    never fans out): granted only if nothing was offered to the link
+ *    since the consumer last looked (prod_ord == the c_ord it stored on
+ *    its latest look), so the lanes hold nothing of this channel: the
+ *    cursor starts at the next seq.
  *  - demote: at the latest before a message would take the backlog past
  *    the subscriber's window (its message limit, at most half the log) or
  *    its byte limit, and at any scan once past 7/8 of either; or when it
@@ -444,7 +446,9 @@ static bool cursor_may_promote(const struct link *lk)
 	return lk->fan_member && !cursor_barred(s) && !atomic_load(&s->closed) &&
 	       atomic_load(&lk->cur) == CURSOR_OFF &&
 	       /* nothing offered since the consumer found its lanes empty */
-	       lk->prod_ord[0] == lk->promote_ord && atomic_load(&s->msgs) == 0;
+	       lk->prod_ord[0] == atomic_load_explicit(&lk->promote_ord,
+						       memory_order_acquire) &&
+	       atomic_load(&s->msgs) == 0;
 }
 
 /* Fan-out, inside rcu_read_lock: apply the consumer's OP_PROMOTE for lk. */
@@ -552,20 +556,25 @@ void cursor_apply_kick(struct fanq_channel *ch)
 
 /*
  * Consumer, after it emptied its lanes of lk's messages: ask lk's channel
- * to switch s to cursor mode, unless that cannot be granted or is pending.
+ * to switch s to cursor mode, unless that cannot be granted.  The request
+ * waits for the channel's next operation (channel_post_op()); until then
+ * each call updates the position it is checked against, so a request that
+ * waited behind a backlog is judged on the consumer's latest look.
  */
 void cursor_maybe_promote(struct fanq_sub *s, struct link *lk)
 {
 	if (s->levels != 1 || atomic_load_explicit(&s->cursor_link, memory_order_relaxed) ||
 	    atomic_load_explicit(&s->memberships, memory_order_relaxed) != 1 ||
-	    atomic_load_explicit(&s->max_msgs, memory_order_relaxed) < CURSOR_MIN_WINDOW ||
-	    atomic_load_explicit(&lk->promote_queued, memory_order_acquire))
+	    atomic_load_explicit(&s->max_msgs, memory_order_relaxed) < CURSOR_MIN_WINDOW)
+		return;
+	/* release: a fan-out that reads it sees the takes before it */
+	atomic_store_explicit(&lk->promote_ord, lk->c_ord[0], memory_order_release);
+	if (atomic_load_explicit(&lk->promote_queued, memory_order_acquire))
 		return;
 	atomic_store_explicit(&lk->promote_queued, true, memory_order_relaxed);
-	lk->promote_ord = lk->c_ord[0];
 	lk->promote.kind = OP_PROMOTE;
 	sub_get(s); /* the op lives in s */
-	channel_queue_op(lk->ch, &lk->promote, NULL);
+	channel_post_op(lk->ch, &lk->promote);
 }
 
 /* Consumer: whether lk's cursor has a message to take. */

@@ -329,7 +329,9 @@ struct link {
 					set once, by fan-out (release) */
 	struct op promote;          /* OP_PROMOTE, one at a time: */
 	atomic_bool promote_queued; /* set by the consumer, cleared by fan-out */
-	uint64_t promote_ord;       /* c_ord[0] when the consumer asked */
+	/* c_ord[0] when the consumer last found its lanes empty: written by
+	 * the consumer while its request waits, read by the fan-out */
+	_Atomic uint64_t promote_ord;
 	uint64_t c_ord[FANQ_PRIO_LEVELS] FANQ_ALIGNED;
 	uint64_t c_seq[FANQ_PRIO_LEVELS];
 };
@@ -341,6 +343,16 @@ struct link {
  * else NULL), written only when this thread applies op itself.
  */
 void channel_queue_op(struct fanq_channel *ch, struct op *op, void *own_res);
+
+/*
+ * Any thread: queue op on ch for the thread fanning it out now, or the
+ * next one; never apply anything.  For requests that may wait for the
+ * channel's next operation (OP_PROMOTE).
+ */
+void channel_post_op(struct fanq_channel *ch, struct op *op);
+
+/* fanq_bus_close(), nobody else on ch: apply what channel_post_op() left. */
+void channel_flush(struct fanq_channel *ch);
 
 /* --------------------------------------------------------- subscribers */
 

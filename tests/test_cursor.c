@@ -19,12 +19,16 @@ static int shared(const fanq_sub *sub)
 	return tu_stats(sub).shared_log;
 }
 
-/* One message published and taken: an idle subscriber asks to switch. */
+/*
+ * One message published and taken: an idle subscriber asks to switch.
+ * The request waits for the channel's next operation (the consumer never
+ * fans out): the next publish switches it, then goes to the log.
+ */
 static void keep_up(struct tu_one *w)
 {
 	tu_publish(w->ch, "warm", 0);
 	tu_expect_msg(w->sub, "warm");
-	ck_assert_int_eq(shared(w->sub), 1);
+	ck_assert_int_eq(shared(w->sub), 0);
 }
 
 START_TEST(test_idle_subscriber_reads_the_log)
@@ -61,6 +65,26 @@ START_TEST(test_idle_subscriber_reads_the_log)
 }
 END_TEST
 
+/*
+ * A request still waiting when the subscriber closes: its unsubscribe
+ * applies it first, and the subscriber is freed (ASan, valgrind).
+ */
+START_TEST(test_switch_request_left_at_close)
+{
+	struct tu_one w = tu_one_new(FANQ_DROP_NEW, 64, TU_BIG_BYTES);
+	fanq_bus_stats bst;
+
+	keep_up(&w); /* the request waits: nothing is published again */
+	tu_sub_close(w.sub);
+	ck_assert_int_eq(fanq_bus_stats_get(w.bus, &bst), 0);
+	ck_assert_uint_eq(bst.shared_log, 0);
+	ck_assert_uint_eq(bst.enqueued, 1);
+	ck_assert_uint_eq(bst.delivered, 1);
+	fanq_channel_release(w.ch);
+	tu_bus_close(w.bus);
+}
+END_TEST
+
 /* Drop-new: the first 16 are kept, the rest dropped and reported. */
 START_TEST(test_drop_new_across_the_switch)
 {
@@ -80,7 +104,9 @@ START_TEST(test_drop_new_across_the_switch)
 	tu_publish(w.ch, "y", 0); /* seq 32 */
 	tu_expect_gap(w.sub, w.ch, 18, 31, 14);
 	tu_expect_seq(w.sub, w.ch, 32);
-	ck_assert_int_eq(shared(w.sub), 1); /* caught up again */
+	tu_publish(w.ch, "z", 0); /* seq 33: caught up again, on the log */
+	ck_assert_int_eq(shared(w.sub), 1);
+	tu_expect_seq(w.sub, w.ch, 33);
 	tu_assert_balanced(w.sub);
 	tu_one_close(&w);
 }
@@ -346,7 +372,8 @@ START_TEST(test_group_member_is_woken_from_the_log)
 		tu_expect_seq(w.sub, w.ch, 2 * seq);
 		tu_expect_no_msg(w.sub);
 		ck_assert_int_eq(fanq_group_next_ready(w.g, &got), FANQ_EAGAIN);
-		ck_assert_int_eq(shared(w.sub), 1); /* from the first drain on */
+		/* switched by the first publish after the first drain */
+		ck_assert_int_eq(shared(w.sub), seq > 1);
 	}
 	grouped_close(&w);
 }
@@ -359,10 +386,9 @@ START_TEST(test_group_member_falls_behind_and_back)
 	fanq_sub *got;
 
 	grouped_open(&w, 16, NULL, NULL);
-	tu_publish(w.ch, "m", 0); /* seq 1: lane, then the switch */
+	tu_publish(w.ch, "m", 0); /* seq 1: lane; seq 2 switches it */
 	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), 0);
 	tu_expect_seq(w.sub, w.ch, 1);
-	ck_assert_int_eq(shared(w.sub), 1);
 	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), FANQ_EAGAIN);
 	for (unsigned i = 0; i < 30; i++) /* seqs 2..31: 16 kept */
 		tu_publish(w.ch, "m", 0);
@@ -380,7 +406,12 @@ START_TEST(test_group_member_falls_behind_and_back)
 	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), 0);
 	tu_expect_gap(w.sub, w.ch, 18, 31, 14);
 	tu_expect_seq(w.sub, w.ch, 32);
+	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), FANQ_EAGAIN);
+	tu_publish(w.ch, "m", 0); /* seq 33: the switch, then the append */
 	ck_assert_int_eq(shared(w.sub), 1);
+	ck_assert_int_eq(poll(&w.pfd, 1, 0), 1);
+	ck_assert_int_eq(fanq_group_next_ready(w.g, &got), 0);
+	tu_expect_seq(w.sub, w.ch, 33);
 	grouped_close(&w);
 }
 END_TEST
@@ -689,12 +720,134 @@ START_TEST(test_switches_under_load)
 }
 END_TEST
 
+/*
+ * A consumer never fans out.  A publisher keeps the channel busy (a slow
+ * custom policy on one subscriber makes every publish long) while one
+ * consumer keeps up with BUSY_FAST subscribers, which a tweaker moves off
+ * the log and back by lowering and raising their limits: each comes back
+ * with a switch request from the consumer.  If a request took the fan-out
+ * role when it found it free, between two publishes, the consumer would
+ * apply the publishes queued meanwhile, for as long as they keep coming,
+ * and deliver nothing: the policy's lane_of() would run on its thread.
+ */
+#define BUSY_SECONDS 1
+#define BUSY_FAST 16
+
+struct busy {
+	fanq_channel *ch;
+	fanq_sub *fast[BUSY_FAST];
+	pthread_t consumer;
+	atomic_int stop, on_consumer;
+	atomic_uint taken;
+};
+
+static unsigned busy_lane_of(void *arg, const fanq_msg *m)
+{
+	struct busy *b = arg;
+	struct timespec t0, t;
+
+	(void)m;
+	if (pthread_equal(pthread_self(), b->consumer))
+		atomic_store(&b->on_consumer, 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do /* 20 us of work: the callbacks must not block */
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < 20000);
+	return 0;
+}
+
+static int busy_on_full(void *arg, const fanq_queue_view *q, const fanq_msg *in)
+{
+	(void)arg, (void)q, (void)in;
+	return -1;
+}
+
+static void *busy_publisher(void *arg)
+{
+	struct busy *b = arg;
+	uint64_t x = 0;
+
+	while (!atomic_load(&b->stop))
+		if (tu_publish_retry(b->ch, &x, sizeof(x), 0))
+			break;
+	return NULL;
+}
+
+static void *busy_consumer(void *arg)
+{
+	struct busy *b = arg;
+	fanq_entry es[16];
+	int n;
+
+	while (!atomic_load(&b->stop))
+		for (unsigned i = 0; i < BUSY_FAST; i++)
+			while ((n = fanq_sub_pop_batch(b->fast[i], es, 16)) > 0) {
+				atomic_fetch_add(&b->taken, (unsigned)n);
+				for (int j = 0; j < n; j++)
+					if (es[j].kind == FANQ_ENTRY_MSG)
+						fanq_msg_release(es[j].msg);
+			}
+	return NULL;
+}
+
+/* Limits under the smallest window take the fast ones off the log. */
+static void *busy_tweaker(void *arg)
+{
+	struct busy *b = arg;
+	struct timespec t = {0, 1000 * 1000L};
+
+	for (unsigned k = 0; !atomic_load(&b->stop); k++) {
+		for (unsigned i = 0; i < BUSY_FAST; i++)
+			fanq_sub_set_limits(b->fast[i], k % 2 ? 4 : 1024, TU_BIG_BYTES);
+		nanosleep(&t, NULL);
+	}
+	return NULL;
+}
+
+START_TEST(test_consumer_never_fans_out)
+{
+	struct busy b = {0};
+	fanq_policy slow = { .name = "slow", .levels = 2, .lane_of = busy_lane_of,
+			     .on_full = busy_on_full, .arg = &b };
+	fanq_bus *bus = tu_bus_new();
+	fanq_sub *other;
+	pthread_t pub, twk;
+	struct timespec run = {BUSY_SECONDS, 0};
+
+	b.ch = tu_channel_open(bus, "busy");
+	for (unsigned i = 0; i < BUSY_FAST; i++) {
+		b.fast[i] = tu_sub_new(bus, FANQ_DROP_NEW, 1024, TU_BIG_BYTES);
+		ck_assert_int_eq(fanq_subscribe(b.fast[i], b.ch), 0);
+	}
+	ck_assert_int_eq(fanq_sub_new(bus, &other), 0);
+	ck_assert_int_eq(fanq_sub_set_custom_policy(other, &slow), 0);
+	ck_assert_int_eq(fanq_subscribe(other, b.ch), 0);
+	ck_assert_int_eq(pthread_create(&b.consumer, NULL, busy_consumer, &b), 0);
+	ck_assert_int_eq(pthread_create(&pub, NULL, busy_publisher, &b), 0);
+	ck_assert_int_eq(pthread_create(&twk, NULL, busy_tweaker, &b), 0);
+	nanosleep(&run, NULL);
+	atomic_store(&b.stop, 1);
+	pthread_join(pub, NULL);
+	pthread_join(twk, NULL);
+	pthread_join(b.consumer, NULL);
+	ck_assert_uint_gt(atomic_load(&b.taken), 0);
+	ck_assert_msg(!atomic_load(&b.on_consumer), "a publish was fanned out on "
+		      "the consumer's thread");
+	tu_sub_close(other);
+	for (unsigned i = 0; i < BUSY_FAST; i++)
+		tu_sub_close(b.fast[i]);
+	fanq_channel_release(b.ch);
+	tu_bus_close(bus);
+}
+END_TEST
+
 Suite *fanq_test_suite(void)
 {
 	Suite *s = suite_create("cursor");
 	TCase *tc = tu_tcase(s, "switch");
 
 	tcase_add_test(tc, test_idle_subscriber_reads_the_log);
+	tcase_add_test(tc, test_switch_request_left_at_close);
 	tcase_add_test(tc, test_drop_new_across_the_switch);
 	tcase_add_test(tc, test_drop_oldest_across_the_switch);
 	tcase_add_test(tc, test_byte_limit_across_the_switch);
@@ -711,5 +864,6 @@ Suite *fanq_test_suite(void)
 	tcase_add_test(tc, test_waiting_member_hears_its_eviction);
 	tc = tu_tcase(s, "load");
 	tcase_add_test(tc, test_switches_under_load);
+	tcase_add_test(tc, test_consumer_never_fans_out);
 	return s;
 }
