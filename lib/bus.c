@@ -57,15 +57,11 @@ int fanq_bus_close(fanq_bus *bus)
 	if (atomic_load(&bus->live_subs) || atomic_load(&bus->channel_handles) ||
 	    atomic_load(&bus->live_groups))
 		return FANQ_EBUSY;
-	/* switch requests no operation has applied yet (each holds its
-	 * subscriber; one posted just after its unsubscribe was applied),
-	 * then the subscribers still waiting for an append (cursor.c) */
+	/* the subscribers still waiting for an append (cursor.c) */
 	urcu_bp_read_lock();
 	cds_lfht_first(bus->channels, &it);
 	while ((node = cds_lfht_iter_get_node(&it))) {
-		ch = caa_container_of(node, struct fanq_channel, hnode);
-		channel_flush(ch);
-		cursor_waits_free(ch);
+		cursor_waits_free(caa_container_of(node, struct fanq_channel, hnode));
 		cds_lfht_next(bus->channels, &it);
 	}
 	fanq_read_unlock();

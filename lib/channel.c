@@ -338,11 +338,6 @@ void channel_post_op(struct fanq_channel *ch, struct op *op)
 	cds_wfcq_enqueue(&ch->q_head, &ch->q_tail, &op->node); /* full barrier */
 }
 
-void channel_flush(struct fanq_channel *ch)
-{
-	drain_ops(ch, NULL, NULL);
-}
-
 /* Any thread; see fanq.h. */
 int fanq_publish(fanq_channel *ch, const void *data, size_t len,
 		 unsigned priority, fanq_publish_result *res)

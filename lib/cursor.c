@@ -577,6 +577,21 @@ void cursor_maybe_promote(struct fanq_sub *s, struct link *lk)
 	channel_post_op(lk->ch, &lk->promote);
 }
 
+/*
+ * Owner thread, closing s after its unsubscribes: a request the consumer
+ * posted on a channel s had just left (a message of it was still in the
+ * lanes) waits there for that channel's next operation, holding s.  Have
+ * one applied now, so s is freed and its backlog counted without waiting
+ * for traffic on a channel it left.  The consumer is done: it may not run
+ * concurrently with close.
+ */
+void cursor_close_requests(struct fanq_sub *s)
+{
+	for (struct link *lk = s->links; lk; lk = lk->next)
+		if (atomic_load_explicit(&lk->promote_queued, memory_order_acquire))
+			cursor_kick(lk->ch);
+}
+
 /* Consumer: whether lk's cursor has a message to take. */
 bool cursor_ready(const struct link *lk)
 {

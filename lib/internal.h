@@ -347,12 +347,10 @@ void channel_queue_op(struct fanq_channel *ch, struct op *op, void *own_res);
 /*
  * Any thread: queue op on ch for the thread fanning it out now, or the
  * next one; never apply anything.  For requests that may wait for the
- * channel's next operation (OP_PROMOTE).
+ * channel's next operation (OP_PROMOTE; fanq_sub_close() has one applied
+ * on a channel the subscriber left: cursor_close_requests()).
  */
 void channel_post_op(struct fanq_channel *ch, struct op *op);
-
-/* fanq_bus_close(), nobody else on ch: apply what channel_post_op() left. */
-void channel_flush(struct fanq_channel *ch);
 
 /* --------------------------------------------------------- subscribers */
 
@@ -660,6 +658,7 @@ size_t cursor_take(struct fanq_sub *s, struct link *lk, fanq_entry *out,
 		   size_t room, unsigned max_msgs, bool deliver);
 bool cursor_ready(const struct link *lk);
 void cursor_maybe_promote(struct fanq_sub *s, struct link *lk);
+void cursor_close_requests(struct fanq_sub *s);
 bool cursor_enroll(struct fanq_sub *s);
 void cursor_enroll_cleared(struct fanq_sub *s);
 void cursor_waits_free(struct fanq_channel *ch);

@@ -217,6 +217,7 @@ int fanq_sub_close(fanq_sub *s)
 	for (struct link *lk = s->links; lk; lk = lk->next)
 		if (lk->member)
 			fanq_unsubscribe(s, lk->ch);
+	cursor_close_requests(s);
 	g = atomic_load(&s->group);
 	if (g)
 		group_detach(g);
