@@ -252,7 +252,9 @@ static uint64_t slowest_progress(const struct bench_pass *pass, uint64_t *total)
 }
 
 /*
- * Wait while the window is full.  After give_up_ns without progress
+ * Wait while the window is full: what every publisher counted, less the
+ * batch this one counted just before calling, is more than the window
+ * ahead of the slowest consumer.  After give_up_ns without progress
  * the messages still missing are taken as lost (a peer dropped them and
  * its count can never catch up): they widen a->slack and publishing goes
  * on.  Returns 1 when the deadline passed.
@@ -260,7 +262,8 @@ static uint64_t slowest_progress(const struct bench_pass *pass, uint64_t *total)
 static int flow_wait(struct pub_arg *a)
 {
 	struct bench_pass *pass = a->pass;
-	uint64_t pub = atomic_load_explicit(&pass->published, memory_order_relaxed);
+	uint64_t pub = atomic_load_explicit(&pass->published, memory_order_relaxed) -
+		       BENCH_BATCH;
 	uint64_t total, seen = slowest_progress(pass, &total), since = 0, now, last = total;
 
 	while (pub > seen + pass->window + a->slack) {
@@ -333,8 +336,14 @@ static void *publisher_main(void *arg)
 	if (!a->quota)
 		a->deadline_ns += bench_now_ns();
 	for (i = 0;; i++) {
-		if (i % 64 == 0 && i) {
-			atomic_fetch_add_explicit(&a->pass->published, 64,
+		/* count a batch before publishing it: with several publishers
+		 * each then waits for the others' batches too, and the window
+		 * bounds what is in flight to about one batch over (counted
+		 * after, each publisher's unreported batch came on top: 4 x
+		 * 127 past a window of 256 overflowed queues of 1024 with
+		 * four publishers on 16 cores) */
+		if (i % BENCH_BATCH == 0) {
+			atomic_fetch_add_explicit(&a->pass->published, BENCH_BATCH,
 						  memory_order_relaxed);
 			if (a->pass->window && flow_wait(a))
 				break;
@@ -607,11 +616,13 @@ static void usage(FILE *f)
 "P publisher threads publish messages of S bytes to N subscribers of one\n"
 "channel; C consumer threads drain them, each serving N/C subscribers like\n"
 "I/O threads.  Every queue drops when full (no backpressure).  Publishers\n"
-"are paced the same way for every system: each waits while it is more than\n"
-"queue-max/4 messages ahead of the slowest consumer (per subscriber); after\n"
-"2 ms without progress (zmq, nng: they may have lost messages) or 50 ms\n"
-"(the others) it counts the gap as lost and goes on: column 'gu' counts\n"
-"these give-ups over all runs.  --overload turns pacing off.\n"
+"are paced the same way for every system: each counts a batch of 64 before\n"
+"publishing it and waits while all publishers together (less that batch)\n"
+"are more than queue-max/4 messages ahead of the slowest consumer (per\n"
+"subscriber); after 2 ms without progress (zmq, nng: they may have lost\n"
+"messages) or 50 ms (the others) it counts the gap as lost and goes on:\n"
+"column 'gu' counts these give-ups over all runs.  --overload turns\n"
+"pacing off.\n"
 "Reported per (scenario, system): deliveries/s (messages received by\n"
 "consumers / wall time, median of runs and min..max), the fanq/peer ratio\n"
 "taken run by run, publish latency p50/p99 (ns per publish call, every\n"
