@@ -572,7 +572,6 @@ void cursor_maybe_promote(struct fanq_sub *s, struct link *lk)
 	if (atomic_load_explicit(&lk->promote_queued, memory_order_acquire))
 		return;
 	atomic_store_explicit(&lk->promote_queued, true, memory_order_relaxed);
-	lk->promote.kind = OP_PROMOTE;
 	sub_get(s); /* the op lives in s */
 	channel_post_op(lk->ch, &lk->promote);
 }

@@ -352,6 +352,7 @@ static struct member *sub_member_new(struct fanq_sub *s, fanq_channel *ch)
 		s->link0_used = true;
 		atomic_init(&lk->cur, CURSOR_OFF);
 		atomic_init(&lk->cur_from, CURSOR_OFF);
+		lk->promote.kind = OP_PROMOTE;
 		lk->ch = ch;
 		lk->sub_owner = s;
 		lk->next = s->links;
