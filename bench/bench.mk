@@ -96,3 +96,11 @@ all: $(MEM_IDLE)
 $(MEM_IDLE): bench/mem-idle.c include/fanq.h $(STATIC_LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(FANQ_LINK)
+
+# Recovery after a burst the channel cannot keep up with (README "How it
+# works", the hand-over); needs only the library.
+BURST := $(BENCH_DIR)/burst
+all: $(BURST)
+$(BURST): bench/burst.c include/fanq.h $(STATIC_LIB) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) $(FANQ_LINK)
