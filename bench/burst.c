@@ -43,9 +43,11 @@ static double now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* Messages due t seconds into the run. */
+/* Messages due t seconds into the run (none before it starts). */
 static unsigned long due(const struct run *r, double t)
 {
+	if (t <= 0)
+		return 0;
 	if (t < BURST_SECONDS)
 		return (unsigned long)(t * r->burst_rate);
 	return (unsigned long)(BURST_SECONDS * r->burst_rate +
